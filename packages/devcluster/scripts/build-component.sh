@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Builds one upstream component from the Go module proxy into the per-user cache.
+# Usage: build-component.sh <component>    (prints the directory holding its binaries)
+# A component is built once per version; a finished build leaves a `.complete` marker,
+# so an interrupted build is redone rather than trusted.
+set -euo pipefail
+
+component="${1:?usage: build-component.sh <component>}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache="${AFTERLIFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/afterlife}"
+
+die() { echo "build-component: $*" >&2; exit 1; }
+command -v go >/dev/null 2>&1 || die "Go is not installed or not on PATH (need Go >= 1.25 to build $component; install it from https://go.dev/dl or your distribution)"
+
+case "$component" in
+  kubernetes) version="$KUBERNETES_VERSION" ;;
+  etcd) version="$ETCD_VERSION" ;;
+  kwok) version="$KWOK_VERSION" ;;
+  keda) version="$KEDA_VERSION" ;;
+  helm) version="$HELM_VERSION" ;;
+  registry) version="$REGISTRY_VERSION" ;;
+  oras) version="$ORAS_VERSION" ;;
+  knative) version="$KNATIVE_SERVING_VERSION" ;;
+  *) die "unknown component '$component' (known: kubernetes etcd kwok keda helm registry oras knative)" ;;
+esac
+
+out="$cache/bin/$component-$version"
+if [[ -f "$out/.complete" ]]; then echo "$out"; exit 0; fi
+rm -rf "$out"; mkdir -p "$out"
+work="$(mktemp -d "${TMPDIR:-/tmp}/afterlife-build-$component.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+log="$cache/logs/build-$component-$version.log"
+mkdir -p "$(dirname "$log")"
+: >"$log"
+
+export CGO_ENABLED=0 GOFLAGS="-trimpath" GOTOOLCHAIN=local
+ldflags_strip="-s -w"
+started=$SECONDS
+echo "build-component: building $component $version (log: $log)" >&2
+
+run() { "$@" >>"$log" 2>&1 || { tail -n 30 "$log" >&2; die "building $component $version failed: '$*' (full log: $log)"; }; }
+
+case "$component" in
+  kubernetes)
+    # k8s.io/kubernetes replaces its staging modules with ./staging paths that a module
+    # download does not carry, so a wrapper module pins each to its published v0.x twin.
+    run go mod download -json "k8s.io/kubernetes@$version"
+    gomod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$version.mod"
+    minor="${version#v1.}"; minor="${minor%%.*}"
+    staging_version="v0.${version#v1.}"
+    {
+      echo "module afterlife.local/kubernetes-build"
+      echo "go 1.25.0"
+      echo "require k8s.io/kubernetes $version"
+      grep -E '^\s*k8s.io/[a-z0-9-]+ => ./staging/' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
+    } >"$work/go.mod"
+    stamp="k8s.io/component-base/version"
+    cstamp="k8s.io/client-go/pkg/version"
+    flags="$ldflags_strip"
+    for p in "$stamp" "$cstamp"; do
+      flags+=" -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z -X $p.gitCommit=0000000000000000000000000000000000000000"
+    done
+    (cd "$work" && run env GOFLAGS="-trimpath -mod=mod" go build -ldflags "$flags" -o "$out/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
+    ;;
+  etcd)
+    (cd "$work" && run go mod init afterlife.local/etcd-build && run go get "go.etcd.io/etcd/server/v3@$version" "go.etcd.io/etcd/etcdctl/v3@$version" \
+      && run go build -ldflags "$ldflags_strip" -o "$out/etcd" go.etcd.io/etcd/server/v3 \
+      && run go build -ldflags "$ldflags_strip" -o "$out/etcdctl" go.etcd.io/etcd/etcdctl/v3)
+    ;;
+  kwok)
+    run env GOBIN="$out" go install -ldflags "$ldflags_strip -X sigs.k8s.io/kwok/pkg/consts.Version=$version" "sigs.k8s.io/kwok/cmd/kwok@$version"
+    # The node and pod lifecycle Stages ship in the module, not in the binary.
+    moddir="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$version"
+    mkdir -p "$out/stage"
+    cp -r "$moddir/kustomize/stage/." "$out/stage/"
+    chmod -R u+w "$out/stage"
+    ;;
+  keda)
+    # KEDA's go.mod has replace directives, so `go install pkg@version` refuses it;
+    # build inside a writable copy of the downloaded module instead.
+    run go mod download -json "github.com/kedacore/keda/v2@$version"
+    src="$(go env GOMODCACHE)/github.com/kedacore/keda/v2@$version"
+    cp -r "$src/." "$work/keda"; chmod -R u+w "$work/keda"
+    (cd "$work/keda" && run go build -ldflags "$ldflags_strip -X github.com/kedacore/keda/v2/version.Version=${version#v}" -o "$out/" ./cmd/operator ./cmd/adapter)
+    mkdir -p "$out/config"
+    cp -r "$src/config/." "$out/config/"; chmod -R u+w "$out/config"
+    ;;
+  helm)
+    run env GOBIN="$out" go install -ldflags "$ldflags_strip -X helm.sh/helm/v3/internal/version.version=$version" "helm.sh/helm/v3/cmd/helm@$version"
+    ;;
+  registry)
+    run env GOBIN="$out" go install -ldflags "$ldflags_strip" "github.com/distribution/distribution/v3/cmd/registry@$version"
+    ;;
+  oras)
+    run env GOBIN="$out" go install -ldflags "$ldflags_strip" "oras.land/oras/cmd/oras@$version"
+    ;;
+  knative)
+    run go mod download -json "knative.dev/serving@$version"
+    src="$(go env GOMODCACHE)/knative.dev/serving@$version"
+    cp -r "$src/." "$work/serving"; chmod -R u+w "$work/serving"
+    (cd "$work/serving" && run go build -ldflags "$ldflags_strip" -o "$out/" ./cmd/controller ./cmd/autoscaler ./cmd/webhook)
+    mkdir -p "$out/config"
+    cp -r "$src/config/." "$out/config/"; chmod -R u+w "$out/config"
+    ;;
+esac
+
+echo "$version" >"$out/.complete"
+echo "build-component: built $component $version in $((SECONDS - started))s" >&2
+echo "$out"
