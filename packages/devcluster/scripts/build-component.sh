@@ -16,19 +16,32 @@ die() { echo "build-component: $*" >&2; exit 1; }
 command -v go >/dev/null 2>&1 || die "Go is not installed or not on PATH (need Go >= 1.25 to build $component; install it from https://go.dev/dl or your distribution)"
 
 case "$component" in
-  kubernetes) version="$KUBERNETES_VERSION" ;;
-  etcd) version="$ETCD_VERSION" ;;
-  kwok) version="$KWOK_VERSION" ;;
-  keda) version="$KEDA_VERSION" ;;
-  helm) version="$HELM_VERSION" ;;
-  registry) version="$REGISTRY_VERSION" ;;
-  oras) version="$ORAS_VERSION" ;;
-  knative) version="$KNATIVE_SERVING_VERSION" ;;
-  *) die "unknown component '$component' (known: kubernetes etcd kwok keda helm registry oras knative)" ;;
+  kubernetes) version="$KUBERNETES_VERSION" binaries="kube-apiserver kube-controller-manager kube-scheduler kubectl" ;;
+  etcd) version="$ETCD_VERSION" binaries="etcd etcdctl" ;;
+  kwok) version="$KWOK_VERSION" binaries="kwok" ;;
+  keda) version="$KEDA_VERSION" binaries="operator adapter" ;;
+  helm) version="$HELM_VERSION" binaries="helm" ;;
+  registry) version="$REGISTRY_VERSION" binaries="registry" ;;
+  oras) version="$ORAS_VERSION" binaries="oras" ;;
+  knative) version="$KNATIVE_SERVING_VERSION" binaries="controller autoscaler webhook" ;;
+  knative-config) version="$KNATIVE_SERVING_VERSION" binaries="" ;;
+  *) die "unknown component '$component' (known: kubernetes etcd kwok keda helm registry oras knative knative-config)" ;;
 esac
 
+# AFTERLIFE_BUILD_VERSION builds another version of this one component (upgrades, tests).
+version="${AFTERLIFE_BUILD_VERSION:-$version}"
 out="$cache/bin/$component-$version"
-if [[ -f "$out/.complete" ]]; then echo "$out"; exit 0; fi
+# One build per component at a time across every process on the machine (tests, CI, CLI);
+# a second caller waits and then finds the finished build.
+mkdir -p "$cache/locks"
+exec 9>"$cache/locks/$component.lock"
+flock 9
+complete() {
+  [[ -f "$out/.complete" ]] || return 1
+  local b
+  for b in $binaries; do [[ -x "$out/$b" ]] || return 1; done
+}
+if complete; then echo "$out"; exit 0; fi
 rm -rf "$out"; mkdir -p "$out"
 work="$(mktemp -d "${TMPDIR:-/tmp}/afterlife-build-$component.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -64,7 +77,8 @@ case "$component" in
       flags+=" -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z -X $p.gitCommit=0000000000000000000000000000000000000000"
     done
     (cd "$work" && run env GOFLAGS="-trimpath -mod=mod" go build -ldflags "$flags" -o "$out/" \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kubectl)
     ;;
   etcd)
     (cd "$work" && run go mod init afterlife.local/etcd-build && run go get "go.etcd.io/etcd/server/v3@$version" "go.etcd.io/etcd/etcdctl/v3@$version" \
@@ -98,6 +112,13 @@ case "$component" in
   oras)
     run env GOBIN="$out" go install -ldflags "$ldflags_strip" "oras.land/oras/cmd/oras@$version"
     ;;
+  knative-config)
+    # Only the CRDs and ConfigMaps (config/), for clusters that do not run Knative's controllers.
+    run go mod download -json "knative.dev/serving@$version"
+    src="$(go env GOMODCACHE)/knative.dev/serving@$version"
+    mkdir -p "$out/config"
+    cp -r "$src/config/." "$out/config/"; chmod -R u+w "$out/config"
+    ;;
   knative)
     run go mod download -json "knative.dev/serving@$version"
     src="$(go env GOMODCACHE)/knative.dev/serving@$version"
@@ -109,5 +130,6 @@ case "$component" in
 esac
 
 echo "$version" >"$out/.complete"
+complete || die "$component $version built but some of its binaries ($binaries) are missing from $out"
 echo "build-component: built $component $version in $((SECONDS - started))s" >&2
 echo "$out"

@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { ensureComponent } from './binaries.ts';
+import { DevCluster, type DevClusterState, readClusterState, reapOrphanClusters } from './cluster.ts';
+import { reapOrphanNetns } from './netns.ts';
+import type { Component } from './paths.ts';
+
+/** The env var `exec` sets so every test process shares one running cluster. */
+export const STATE_DIR_ENV = 'AFTERLIFE_DEVCLUSTER_STATE_DIR';
+/** Point tests at an existing cluster instead of a local one (see docs/development.md). */
+export const TEST_KUBECONFIG_ENV = 'AFTERLIFE_TEST_KUBECONFIG';
+export const TEST_REGISTRY_ENV = 'AFTERLIFE_TEST_REGISTRY';
+
+export interface TestCluster {
+  /** Client config for the cluster (admin). */
+  readonly kubeConfig: KubeConfig;
+  readonly kubeconfigPath: string;
+  /** A fresh namespace for this describe() block, deleted after it. */
+  readonly namespace: string;
+  /** `127.0.0.1:PORT` of the cluster's OCI registry ('' when there is none). */
+  readonly registry: string;
+  /** Absolute path of an upstream binary (kubectl, helm, oras, etcdctl, kwok, …). */
+  binary(name: string): string;
+  /** The local cluster's state, when it is a devcluster. */
+  readonly state: DevClusterState | undefined;
+}
+
+interface SharedCluster {
+  readonly kubeconfigPath: string;
+  readonly registry: string;
+  readonly binaries: Readonly<Record<string, string>>;
+  readonly state: DevClusterState | undefined;
+}
+
+let shared: Promise<SharedCluster> | undefined;
+
+const BINARY_COMPONENT: Record<string, Component> = {
+  kubectl: 'kubernetes',
+  helm: 'helm',
+  oras: 'oras',
+  etcdctl: 'etcd',
+  kwok: 'kwok',
+};
+
+async function acquire(): Promise<SharedCluster> {
+  const testKubeconfig = process.env[TEST_KUBECONFIG_ENV];
+  if (testKubeconfig) {
+    const binaries: Record<string, string> = {};
+    for (const [name, component] of Object.entries(BINARY_COMPONENT)) {
+      binaries[name] = join(await ensureComponent(component), name);
+    }
+    return {
+      kubeconfigPath: testKubeconfig,
+      registry: process.env[TEST_REGISTRY_ENV] ?? '',
+      binaries,
+      state: undefined,
+    };
+  }
+  const stateDir = process.env[STATE_DIR_ENV];
+  if (stateDir) {
+    const state = await readClusterState(stateDir);
+    if (!state) throw new Error(`${STATE_DIR_ENV}=${stateDir} has no cluster state; is the cluster up?`);
+    return { kubeconfigPath: state.kubeconfig, registry: state.registry, binaries: state.binaries, state };
+  }
+  // No shared cluster: this test process starts its own and kills it when it exits.
+  await reapOrphanClusters();
+  await reapOrphanNetns();
+  const cluster = await DevCluster.start({ name: `test-${process.pid}` });
+  process.once('exit', () => {
+    cluster.killNow();
+    rmSync(cluster.state.stateDir, { recursive: true, force: true });
+  });
+  return {
+    kubeconfigPath: cluster.kubeconfigPath,
+    registry: cluster.state.registry,
+    binaries: cluster.state.binaries,
+    state: cluster.state,
+  };
+}
+
+/** Shared cluster for the whole test process (started at most once). */
+export function sharedCluster(): Promise<SharedCluster> {
+  shared ??= acquire();
+  return shared;
+}
+
+/**
+ * Registers mocha hooks that give the enclosing describe() a ready cluster and a fresh
+ * namespace; the namespace is deleted afterwards. Fields are valid inside hooks and tests.
+ */
+export function useCluster(options: { namespacePrefix?: string } = {}): TestCluster {
+  let cluster: SharedCluster | undefined;
+  let kubeConfig: KubeConfig | undefined;
+  let namespace = '';
+  const need = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`useCluster(): ${what} is only available inside tests and hooks`);
+    return value;
+  };
+  before(async function () {
+    // A cold machine builds every upstream component first.
+    this.timeout(60 * 60_000);
+    cluster = await sharedCluster();
+    kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(cluster.kubeconfigPath);
+    namespace = `${options.namespacePrefix ?? 't'}-${randomBytes(3).toString('hex')}`;
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespace({
+      body: { metadata: { name: namespace, labels: { 'afterlife.dev/test': 'true' } } },
+    });
+    // Pods cannot be created until the controller-manager has made the default ServiceAccount.
+    for (let attempt = 0; attempt < 100; attempt++) {
+      try {
+        await core.readNamespacedServiceAccount({ name: 'default', namespace });
+        break;
+      } catch {
+        await sleep(100);
+      }
+    }
+  });
+  after(async () => {
+    if (kubeConfig && namespace) {
+      await kubeConfig
+        .makeApiClient(CoreV1Api)
+        .deleteNamespace({ name: namespace })
+        .catch(() => undefined);
+    }
+  });
+  return {
+    get kubeConfig() {
+      return need(kubeConfig, 'kubeConfig');
+    },
+    get kubeconfigPath() {
+      return need(cluster, 'kubeconfigPath').kubeconfigPath;
+    },
+    get namespace() {
+      return need(namespace || undefined, 'namespace');
+    },
+    get registry() {
+      return need(cluster, 'registry').registry;
+    },
+    get state() {
+      return need(cluster, 'state').state;
+    },
+    binary(name: string): string {
+      const path = need(cluster, 'binary()').binaries[name];
+      if (!path)
+        throw new Error(
+          `no binary named ${name} in the test cluster (have: ${Object.keys(cluster?.binaries ?? {}).join(', ')})`,
+        );
+      return path;
+    },
+  };
+}
