@@ -10,7 +10,7 @@ cd "$root"
 # pnpm's store lives in the per-user cache so a fresh clone installs from it offline-fast.
 export npm_config_store_dir="${npm_config_store_dir:-$AFTERLIFE_CACHE/pnpm-store}"
 stamp="node_modules/.afterlife-install-stamp"
-lock_sum="$(cat pnpm-lock.yaml package.json packages/*/package.json conformance/package.json 2>/dev/null | sha256sum | cut -c1-16)"
+lock_sum="$({ cat pnpm-lock.yaml package.json; cat packages/*/package.json conformance/package.json 2>/dev/null || true; } | sha256sum | cut -c1-16)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
   pnpm install --frozen-lockfile --reporter=append-only
   echo "$lock_sum" >"$stamp"
