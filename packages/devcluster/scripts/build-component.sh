@@ -25,7 +25,9 @@ case "$component" in
   oras) version="$ORAS_VERSION" binaries="oras" ;;
   knative) version="$KNATIVE_SERVING_VERSION" binaries="controller autoscaler webhook" ;;
   knative-config) version="$KNATIVE_SERVING_VERSION" binaries="" ;;
-  *) die "unknown component '$component' (known: kubernetes etcd kwok keda helm registry oras knative knative-config)" ;;
+  knative-networking) version="$KNATIVE_SERVING_VERSION" binaries="" ;;
+  knative-hpa) version="$KNATIVE_SERVING_VERSION" binaries="autoscaler-hpa" ;;
+  *) die "unknown component '$component' (known: kubernetes etcd kwok keda helm registry oras knative knative-config knative-networking knative-hpa)" ;;
 esac
 
 # AFTERLIFE_BUILD_VERSION builds another version of this one component (upgrades, tests).
@@ -118,6 +120,28 @@ case "$component" in
     src="$(go env GOMODCACHE)/knative.dev/serving@$version"
     mkdir -p "$out/config"
     cp -r "$src/config/." "$out/config/"; chmod -R u+w "$out/config"
+    ;;
+  knative-networking)
+    # Networking (ServerlessService, Ingress, Certificate, ...) and caching (Image) CRDs plus
+    # config-network, at the versions serving's go.mod requires.
+    run go mod download -json "knative.dev/serving@$version"
+    gomod="$(go env GOMODCACHE)/cache/download/knative.dev/serving/@v/$version.mod"
+    for dep in networking caching; do
+      depver="$(awk -v m="knative.dev/$dep" '$1 == m {print $2; exit}' "$gomod")"
+      [[ -n "$depver" ]] || die "knative.dev/serving@$version does not require knative.dev/$dep"
+      run go mod download -json "knative.dev/$dep@$depver"
+      mkdir -p "$out/$dep/config"
+      cp -r "$(go env GOMODCACHE)/knative.dev/$dep@$depver/config/." "$out/$dep/config/"
+      echo "$depver" >"$out/$dep/VERSION"
+    done
+    chmod -R u+w "$out"
+    ;;
+  knative-hpa)
+    # Knative's HPA-class PodAutoscaler reconciler (creates the HPA and the ServerlessService).
+    run go mod download -json "knative.dev/serving@$version"
+    src="$(go env GOMODCACHE)/knative.dev/serving@$version"
+    cp -r "$src/." "$work/serving"; chmod -R u+w "$work/serving"
+    (cd "$work/serving" && run go build -ldflags "$ldflags_strip" -o "$out/" ./cmd/autoscaler-hpa)
     ;;
   knative)
     run go mod download -json "knative.dev/serving@$version"

@@ -39,4 +39,5 @@ export {
   type KeyPair,
 } from './pki.ts';
 export { assertPortFree, freePort } from './ports.ts';
+export { ManagedProcess, type ProcessExit, type ProcessSpec, tailFile } from './process.ts';
 export { type WaitOptions, waitFor } from './wait.ts';

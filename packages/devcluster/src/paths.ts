@@ -22,7 +22,9 @@ export type Component =
   | 'registry'
   | 'oras'
   | 'knative'
-  | 'knative-config';
+  | 'knative-config'
+  | 'knative-networking'
+  | 'knative-hpa';
 export const COMPONENTS: readonly Component[] = [
   'kubernetes',
   'etcd',
@@ -33,6 +35,8 @@ export const COMPONENTS: readonly Component[] = [
   'oras',
   'knative',
   'knative-config',
+  'knative-networking',
+  'knative-hpa',
 ];
 
 export interface Versions {

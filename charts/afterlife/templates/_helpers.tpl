@@ -1,0 +1,144 @@
+{{/* Chart name. */}}
+{{- define "afterlife.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name prefix of every object. */}}
+{{- define "afterlife.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of a component's objects: dict "root" $ "component" "webhook". */}}
+{{- define "afterlife.componentName" -}}
+{{- printf "%s-%s" (include "afterlife.fullname" .root) .component -}}
+{{- end -}}
+
+{{/* Labels on every object. */}}
+{{- define "afterlife.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "afterlife.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: afterlife
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Selector labels of a component: dict "root" $ "component" "webhook". */}}
+{{- define "afterlife.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "afterlife.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* All labels of a component's objects. */}}
+{{- define "afterlife.componentLabels" -}}
+{{ include "afterlife.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Image reference: digest wins over tag; tag defaults to appVersion. */}}
+{{- define "afterlife.image" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod security context (non-root, seccomp RuntimeDefault). Argument: root context. */}}
+{{- define "afterlife.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.podSecurity.runAsUser }}
+runAsGroup: {{ .Values.podSecurity.runAsGroup }}
+fsGroup: {{ .Values.podSecurity.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Container security context: hardened, not configurable. */}}
+{{- define "afterlife.containerSecurityContext" -}}
+runAsNonRoot: true
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+seccompProfile:
+  type: RuntimeDefault
+capabilities:
+  drop:
+    - ALL
+{{- end -}}
+
+{{/* Pod scheduling fields of a component: dict "root" $ "component" "webhook" "values" .Values.webhook. */}}
+{{- define "afterlife.podScheduling" -}}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- if .values.topologySpread.enabled }}
+topologySpreadConstraints:
+  {{- range list "kubernetes.io/hostname" "topology.kubernetes.io/zone" }}
+  - maxSkew: 1
+    topologyKey: {{ . }}
+    whenUnsatisfiable: {{ $.values.topologySpread.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "afterlife.selectorLabels" (dict "root" $.root "component" $.component) | nindent 8 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Extra env entries from <component>.extraEnv, sorted by name. */}}
+{{- define "afterlife.extraEnv" -}}
+{{- range $name := keys . | sortAlpha }}
+- name: {{ $name }}
+  value: {{ index $ $name | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Webhook TLS Secret name. */}}
+{{- define "afterlife.webhook.tlsSecretName" -}}
+{{- if and (not .Values.certManager.enabled) .Values.webhook.tls.existingSecret -}}
+{{- .Values.webhook.tls.existingSecret -}}
+{{- else -}}
+{{- printf "%s-tls" (include "afterlife.componentName" (dict "root" . "component" "webhook")) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Fails rendering when the webhook has no TLS source (the schema rejects it too). */}}
+{{- define "afterlife.webhook.checkTls" -}}
+{{- if and .Values.webhook.enabled (not .Values.certManager.enabled) (not .Values.webhook.tls.autoGenerate) (not .Values.webhook.tls.existingSecret) -}}
+{{- fail "webhook.enabled needs a TLS source: set certManager.enabled=true, webhook.tls.autoGenerate=true or webhook.tls.existingSecret (+ webhook.tls.caBundle)" -}}
+{{- end -}}
+{{- if and .Values.webhook.enabled (not .Values.certManager.enabled) .Values.webhook.tls.existingSecret (not .Values.webhook.tls.caBundle) -}}
+{{- fail "webhook.tls.existingSecret needs webhook.tls.caBundle (the PEM CA that signed it)" -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,344 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AfterlifeError, type Logger } from '@afterlife/core';
+import { applyObjects } from '@afterlife/devcluster';
+import {
+  ANNOTATION_SCALED_OBJECT_OVERRIDE,
+  LABEL_RUNTIME,
+  LABEL_SCALING,
+  RUNTIME_WASMEDGE,
+  SCALING_EVENTS,
+} from '@afterlife/webhook';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { type EventOutcome, percentile, sendBurst, sendEvent } from './load.ts';
+import { startLocalAfterlife } from './local.ts';
+import { type DemoReport, type PhaseSpan, type Sample, summarize, writeReport } from './report.ts';
+
+export interface DemoOptions {
+  /** CI-sized load and waits. */
+  readonly short: boolean;
+  readonly reportDir: string;
+  readonly logger: Logger;
+  /** Where progress lines go (the terminal). */
+  readonly print: (line: string) => void;
+}
+
+const NAMESPACE = 'afterlife-demo';
+const FUNCTION = 'echo';
+
+interface Profile {
+  readonly idleMs: number;
+  readonly burst: { count: number; ratePerSecond: number; concurrency: number };
+  readonly workMs: number;
+  readonly cooldownSeconds: number;
+  readonly scaleToZeroTimeoutMs: number;
+}
+
+const PROFILES: Record<'short' | 'full', Profile> = {
+  short: {
+    idleMs: 3000,
+    burst: { count: 600, ratePerSecond: 40, concurrency: 60 },
+    workMs: 250,
+    cooldownSeconds: 5,
+    scaleToZeroTimeoutMs: 120_000,
+  },
+  full: {
+    idleMs: 10_000,
+    burst: { count: 1800, ratePerSecond: 60, concurrency: 100 },
+    workMs: 500,
+    cooldownSeconds: 15,
+    scaleToZeroTimeoutMs: 180_000,
+  },
+};
+
+/**
+ * The main job: a real local control plane, Afterlife's webhook, gateway, scaler and a Wasm node
+ * as processes, the reference Wasm function deployed for Afterlife, CloudEvents load in phases,
+ * and a report that shows 0 → 1 → N → 0 with every event delivered.
+ */
+export async function runDemo(options: DemoOptions): Promise<DemoReport> {
+  const { print, logger } = options;
+  const profile = PROFILES[options.short ? 'short' : 'full'];
+  const demoStart = performance.now();
+  const clock = () => performance.now() - demoStart;
+  const local = await startLocalAfterlife({ name: `demo-${process.pid}`, logger, print });
+  try {
+    const { kubeConfig, ports } = local;
+    const image = { reference: local.image };
+    await applyObjects(kubeConfig, [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } }]);
+
+    print('▸ deploying the function as a Knative Service labelled for Afterlife…');
+    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    const knativeService = (await custom.createNamespacedCustomObject({
+      group: 'serving.knative.dev',
+      version: 'v1',
+      namespace: NAMESPACE,
+      plural: 'services',
+      body: {
+        apiVersion: 'serving.knative.dev/v1',
+        kind: 'Service',
+        metadata: {
+          name: FUNCTION,
+          namespace: NAMESPACE,
+          labels: { [LABEL_RUNTIME]: RUNTIME_WASMEDGE, [LABEL_SCALING]: SCALING_EVENTS },
+        },
+        spec: { template: { spec: { containers: [{ image: image.reference, ports: [{ containerPort: 8080 }] }] } } },
+      },
+    })) as KnativeService;
+    const template = knativeService.spec.template;
+    const injected = template.spec.runtimeClassName === 'wasmedge';
+    const override = template.metadata?.annotations?.[ANNOTATION_SCALED_OBJECT_OVERRIDE];
+    print(
+      `  webhook injected runtimeClassName=${template.spec.runtimeClassName ?? '(none)'}, variant=${template.metadata?.annotations?.['module.wasm.image/variant'] ?? '(none)'}`,
+    );
+    if (!override) throw new AfterlifeError('DEMO_FAILED', 'the webhook did not add the scaled-object override');
+
+    // What Knative's controller and autoscaler-keda do for the revision: a Deployment from the
+    // (mutated) template, a Service over it, and a ScaledObject from the override annotation.
+    await materializeRevision(kubeConfig, template, JSON.parse(override) as ScaledObjectOverride, profile);
+
+    // Sampling: replicas from the API, held/in-flight/delivered from the gateway.
+    const samples: Sample[] = [];
+    const phases: PhaseSpan[] = [];
+    const events: EventOutcome[] = [];
+    const apps = kubeConfig.makeApiClient(AppsV1Api);
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        try {
+          const [deployment, counts] = await Promise.all([
+            apps.readNamespacedDeployment({ name: FUNCTION, namespace: NAMESPACE }),
+            fetch(`http://127.0.0.1:${ports.gatewayAdmin}/v1/counts`).then(
+              (r) =>
+                r.json() as Promise<{
+                  functions: Array<{
+                    namespace: string;
+                    name: string;
+                    pending: number;
+                    inFlight: number;
+                    delivered: number;
+                  }>;
+                }>,
+            ),
+          ]);
+          const fn = counts.functions.find((f) => f.namespace === NAMESPACE && f.name === FUNCTION);
+          samples.push({
+            t: clock(),
+            desiredReplicas: deployment.spec?.replicas ?? 0,
+            readyReplicas: deployment.status?.readyReplicas ?? 0,
+            pending: fn?.pending ?? 0,
+            inFlight: fn?.inFlight ?? 0,
+            delivered: fn?.delivered ?? 0,
+          });
+        } catch (error) {
+          logger.debug({ err: String(error) }, 'sample failed');
+        }
+        await sleep(250);
+      }
+    })();
+    let lastPrint = 0;
+    const progress = (phase: string) => {
+      const now = clock();
+      if (now - lastPrint < 1000) return;
+      lastPrint = now;
+      const last = samples.at(-1);
+      const recent = events.filter((e) => e.status === 200).map((e) => e.latencyMs);
+      print(
+        `  [${(now / 1000).toFixed(1).padStart(6)}s] ${phase.padEnd(10)} replicas ${last?.readyReplicas ?? 0}/${last?.desiredReplicas ?? 0}  pending ${String(last?.pending ?? 0).padStart(4)}  in-flight ${String(last?.inFlight ?? 0).padStart(4)}  delivered ${String(events.filter((e) => e.status === 200).length).padStart(5)}/${events.length}  p50 ${ms(percentile(recent, 50))} p99 ${ms(percentile(recent, 99))}`,
+      );
+    };
+    const target = { url: local.functionUrl(NAMESPACE, FUNCTION), workMs: profile.workMs };
+
+    // Phase 1: idle at zero.
+    print('▸ phase idle: the function sits at 0 replicas');
+    let start = clock();
+    while (clock() - start < profile.idleMs) {
+      progress('idle');
+      await sleep(200);
+    }
+    phases.push({ name: 'idle', start, end: clock() });
+
+    // Phase 2: one event from zero.
+    print('▸ phase one-event: a single CloudEvent while at zero');
+    start = clock();
+    const firstTicker = setInterval(() => progress('one-event'), 250);
+    const first = await sendEvent({ ...target, workMs: 0 }, 'one-event', clock);
+    clearInterval(firstTicker);
+    events.push(first);
+    phases.push({ name: 'one-event', start, end: clock() });
+    const oneEventStart = start;
+    print(
+      `  first event answered with ${first.status} in ${first.latencyMs.toFixed(0)} ms (echoed id ${first.echoedId === first.id ? 'matches' : 'MISSING'})`,
+    );
+
+    // Phase 3: burst.
+    print(
+      `▸ phase burst: ${profile.burst.count} events at ${profile.burst.ratePerSecond}/s, ${profile.workMs} ms of work each`,
+    );
+    start = clock();
+    await sendBurst(target, { phase: 'burst', ...profile.burst }, clock, (outcome) => {
+      events.push(outcome);
+      progress('burst');
+    });
+    phases.push({ name: 'burst', start, end: clock() });
+
+    // Phase 4: idle until back at zero (bounded).
+    print('▸ phase cool-down: no events; waiting for scale to zero');
+    start = clock();
+    let zeroAt = Number.NaN;
+    while (clock() - start < profile.scaleToZeroTimeoutMs) {
+      progress('cool-down');
+      const last = samples.at(-1);
+      if (last && last.t > start && last.desiredReplicas === 0 && last.readyReplicas === 0) {
+        zeroAt = last.t;
+        break;
+      }
+      await sleep(250);
+    }
+    phases.push({ name: 'cool-down', start, end: clock() });
+    sampling = false;
+    await sampler;
+
+    // Deployment status lags the first reply a little, so look for 0 → 1 over the whole run.
+    const firstReady = samples.find((s) => s.t >= oneEventStart && s.readyReplicas >= 1);
+    const coldStarts = await wasmColdStarts(`http://127.0.0.1:${ports.wasmNodeMetrics}/metrics`);
+    const summary = summarize(samples, events, {
+      firstEventLatencyMs: first.latencyMs,
+      zeroToOneMs: firstReady ? firstReady.t - oneEventStart : Number.NaN,
+      backToZeroMs: zeroAt - start,
+      wasmColdStartsMs: coldStarts,
+    });
+    const before = samples.filter((s) => s.t < oneEventStart);
+    const checks = {
+      'webhook injected runtimeClassName wasmedge into the Knative Service': injected,
+      'function was at 0 replicas before the first event':
+        before.length > 0 && before.every((s) => s.readyReplicas === 0),
+      'first event scaled 0 → 1 and was answered': first.status === 200 && firstReady !== undefined,
+      'burst scaled up to 2 or more replicas': summary.maxReplicas >= 2,
+      'idle scaled back to 0': Number.isFinite(zeroAt),
+      'every event sent was delivered (delivered = sent)': summary.delivered === summary.sent,
+      'the function echoed every event id': summary.echoedIds === summary.sent,
+    };
+    const report: DemoReport = {
+      startedAt: new Date(Date.now() - clock()).toISOString(),
+      mode: options.short ? 'short' : 'full',
+      function: { namespace: NAMESPACE, name: FUNCTION, image: image.reference },
+      checks,
+      summary,
+      phases,
+      samples,
+      events,
+    };
+    const files = await writeReport(options.reportDir, report);
+    print('');
+    print('Summary');
+    for (const [name, ok] of Object.entries(checks)) print(`  ${ok ? '✔' : '✘'} ${name}`);
+    print(
+      `  sent ${summary.sent}, delivered ${summary.delivered}, failed ${summary.failed}, max replicas ${summary.maxReplicas}`,
+    );
+    print(
+      `  first event → reply ${summary.firstEventLatencyMs.toFixed(0)} ms; first event → 1 ready replica ${summary.zeroToOneMs.toFixed(0)} ms`,
+    );
+    print(
+      `  latency p50 ${summary.p50Ms.toFixed(1)} ms, p99 ${summary.p99Ms.toFixed(1)} ms; idle → 0 in ${(summary.backToZeroMs / 1000).toFixed(1)} s`,
+    );
+    print(`  Wasm pod cold start (bound → ready): ${coldStarts.map((v) => `${v.toFixed(0)} ms`).join(', ') || 'n/a'}`);
+    print(`  report: ${files.html}\n          ${files.json}`);
+    return report;
+  } finally {
+    await local.stop();
+  }
+}
+
+const ms = (value: number): string => (Number.isFinite(value) ? `${value.toFixed(0)}ms` : '-');
+
+interface KnativeTemplate {
+  metadata?: { annotations?: Record<string, string>; labels?: Record<string, string> };
+  spec: { runtimeClassName?: string; containers: Array<Record<string, unknown>> };
+}
+interface KnativeService {
+  spec: { template: KnativeTemplate };
+}
+interface ScaledObjectOverride {
+  spec: { minReplicaCount?: number; triggers: Array<{ type: string; metadata: Record<string, string> }> };
+}
+
+export async function materializeRevision(
+  kubeConfig: KubeConfig,
+  template: KnativeTemplate,
+  override: ScaledObjectOverride,
+  profile: Profile,
+): Promise<void> {
+  const labels = { app: FUNCTION, 'serving.knative.dev/service': FUNCTION };
+  await applyObjects(kubeConfig, [
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: FUNCTION, namespace: NAMESPACE, labels },
+      spec: {
+        replicas: 0,
+        selector: { matchLabels: { app: FUNCTION } },
+        template: {
+          metadata: { labels, annotations: template.metadata?.annotations ?? {} },
+          spec: {
+            ...template.spec,
+            containers: template.spec.containers.map((container, index) => ({
+              name: `user-container-${index}`,
+              ...container,
+              ports: [{ name: 'http', containerPort: 8080 }],
+            })),
+          },
+        },
+      },
+    } as KubernetesObject,
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: FUNCTION, namespace: NAMESPACE, labels },
+      spec: { selector: { app: FUNCTION }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+    } as KubernetesObject,
+    {
+      apiVersion: 'keda.sh/v1alpha1',
+      kind: 'ScaledObject',
+      metadata: { name: FUNCTION, namespace: NAMESPACE },
+      spec: {
+        ...override.spec,
+        scaleTargetRef: { name: FUNCTION },
+        pollingInterval: 1,
+        cooldownPeriod: profile.cooldownSeconds,
+        maxReplicaCount: 4,
+        advanced: {
+          horizontalPodAutoscalerConfig: {
+            behavior: {
+              scaleDown: {
+                stabilizationWindowSeconds: 5,
+                policies: [{ type: 'Percent', value: 100, periodSeconds: 5 }],
+              },
+              scaleUp: { stabilizationWindowSeconds: 0, policies: [{ type: 'Pods', value: 4, periodSeconds: 5 }] },
+            },
+          },
+        },
+      },
+    } as KubernetesObject,
+  ]);
+  // The Service object exists before events flow, so the gateway knows the function.
+  await kubeConfig.makeApiClient(CoreV1Api).readNamespacedService({ name: FUNCTION, namespace: NAMESPACE });
+}
+
+/** Mean bound → ready time of the Wasm pods the node started, from its histogram. */
+async function wasmColdStarts(metricsUrl: string): Promise<number[]> {
+  try {
+    const text = await (await fetch(metricsUrl)).text();
+    const sum = /afterlife_wasm_node_pod_bound_to_ready_seconds_sum(?:\{[^}]*\})? ([\d.e+-]+)/.exec(text);
+    const count = /afterlife_wasm_node_pod_bound_to_ready_seconds_count(?:\{[^}]*\})? ([\d.e+-]+)/.exec(text);
+    if (!sum || !count || Number(count[1]) === 0) return [];
+    return [(Number(sum[1]) / Number(count[1])) * 1000];
+  } catch {
+    return [];
+  }
+}

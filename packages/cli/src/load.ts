@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+
+/** One event the demo sent and what became of it. */
+export interface EventOutcome {
+  readonly id: string;
+  readonly phase: string;
+  /** ms since the demo started. */
+  readonly sentAt: number;
+  readonly latencyMs: number;
+  readonly status: number;
+  /** The id the function echoed back (`ce-echoid`), '' when none. */
+  readonly echoedId: string;
+  readonly error?: string;
+}
+
+export interface LoadTarget {
+  /** `http://127.0.0.1:PORT/ns/<namespace>/fn/<name>` on the gateway. */
+  readonly url: string;
+  /** Simulated work per event in the function (ms). */
+  readonly workMs: number;
+}
+
+/** Sends one binary-mode CloudEvent and waits for the function's reply (no ack before delivery). */
+export async function sendEvent(target: LoadTarget, phase: string, clock: () => number): Promise<EventOutcome> {
+  const id = randomUUID();
+  const sentAt = clock();
+  const started = performance.now();
+  try {
+    const response = await fetch(target.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'ce-specversion': '1.0',
+        'ce-id': id,
+        'ce-source': '/afterlife/demo',
+        'ce-type': 'dev.afterlife.demo.ping',
+        'ce-workms': String(target.workMs),
+      },
+      body: JSON.stringify({ phase, at: new Date().toISOString() }),
+      signal: AbortSignal.timeout(120_000),
+    });
+    await response.arrayBuffer();
+    return {
+      id,
+      phase,
+      sentAt,
+      latencyMs: performance.now() - started,
+      status: response.status,
+      echoedId: response.headers.get('ce-echoid') ?? '',
+    };
+  } catch (error) {
+    return {
+      id,
+      phase,
+      sentAt,
+      latencyMs: performance.now() - started,
+      status: 0,
+      echoedId: '',
+      error: error instanceof Error ? error.message : String(error),
+    };
+  }
+}
+
+/**
+ * Sends `count` events at `ratePerSecond`, at most `concurrency` outstanding. Bounded by the
+ * count: it always ends once every event has an outcome.
+ */
+export async function sendBurst(
+  target: LoadTarget,
+  options: { phase: string; count: number; ratePerSecond: number; concurrency: number },
+  clock: () => number,
+  onOutcome: (outcome: EventOutcome) => void,
+): Promise<EventOutcome[]> {
+  const outcomes: EventOutcome[] = [];
+  const inFlight = new Set<Promise<void>>();
+  const gapMs = 1000 / options.ratePerSecond;
+  const started = performance.now();
+  for (let index = 0; index < options.count; index++) {
+    const due = started + index * gapMs;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    while (inFlight.size >= options.concurrency) await Promise.race(inFlight);
+    const task = sendEvent(target, options.phase, clock).then((outcome) => {
+      outcomes.push(outcome);
+      onOutcome(outcome);
+    });
+    const tracked = task.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+  }
+  await Promise.all(inFlight);
+  return outcomes;
+}
+
+/** The p-th percentile (0–100) of a list, nearest-rank; NaN for an empty list. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] ?? Number.NaN;
+}

@@ -1,0 +1,247 @@
+import { readFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import type { Logger } from '@afterlife/core';
+import {
+  applyObjects,
+  createCertificateAuthority,
+  DevCluster,
+  freePort,
+  httpProbe,
+  issueCertificate,
+  type ManagedProcess,
+  reapOrphanClusters,
+  reapOrphanNetns,
+  waitFor,
+} from '@afterlife/devcluster';
+import { pushEchoImage, wasmRuntimeClass } from '@afterlife/wasm-node';
+import { LABEL_RUNTIME, RUNTIME_WASMEDGE } from '@afterlife/webhook';
+import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { startComponent } from './components.ts';
+
+export interface LocalAfterlifeOptions {
+  /** Names the cluster (and its state directory). */
+  readonly name: string;
+  readonly logger: Logger;
+  readonly print: (line: string) => void;
+}
+
+export interface LocalPorts {
+  readonly webhook: number;
+  readonly gateway: number;
+  readonly gatewayAdmin: number;
+  readonly scaler: number;
+  readonly scalerMetrics: number;
+  readonly wasmNodeMetrics: number;
+}
+
+/** A running local Afterlife: the control plane plus webhook, gateway, scaler and a Wasm node. */
+export interface LocalAfterlife {
+  readonly cluster: DevCluster;
+  readonly kubeConfig: KubeConfig;
+  readonly registry: string;
+  readonly logDir: string;
+  readonly ports: LocalPorts;
+  /** The reference function's image in the local registry. */
+  readonly image: string;
+  readonly wasmNodeName: string;
+  readonly webhookConfigurationName: string;
+  /** `http://127.0.0.1:PORT/ns/<namespace>/fn/<name>` on the gateway. */
+  functionUrl(namespace: string, name: string): string;
+  /** Throws when the control plane or a component has died. */
+  assertHealthy(): void;
+  /** Stops the components and the cluster. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts everything Afterlife needs on this machine, wired the way a cluster install is: the
+ * components run as processes from their `dist/main.js` with env config, the webhook is
+ * registered with the API server over HTTPS, the Knative runtime-class flag is on and the
+ * `wasmedge` RuntimeClass points at the Wasm node.
+ */
+export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promise<LocalAfterlife> {
+  const { print, logger } = options;
+  const started = performance.now();
+  const clock = () => performance.now() - started;
+  const wasmNodeName = `afterlife-wasm-${process.pid}`;
+  const webhookConfigurationName = `afterlife-${options.name}`;
+  await reapOrphanClusters();
+  await reapOrphanNetns();
+  print('▸ starting the local control plane (etcd, kube-apiserver, controllers, kwok, KEDA, registry)…');
+  const cluster = await DevCluster.start({ name: options.name, logger });
+  const processes: ManagedProcess[] = [];
+  const stop = async (): Promise<void> => {
+    for (const component of [...processes].reverse()) await component.stop();
+    await cluster.stop();
+  };
+  try {
+    print(`  ready in ${(clock() / 1000).toFixed(1)}s — kubeconfig ${cluster.kubeconfigPath}`);
+    const kubeConfig = cluster.kubeConfig();
+    const logDir = join(cluster.state.stateDir, 'logs');
+    const registry = cluster.state.registry;
+
+    // What an operator does once per cluster (docs/…): let Knative accept runtimeClassName.
+    await applyObjects(kubeConfig, [
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'config-features', namespace: 'knative-serving' },
+        data: { 'kubernetes.podspec-runtimeclassname': 'enabled' },
+      } as KubernetesObject,
+      wasmRuntimeClass() as KubernetesObject,
+    ]);
+
+    print('▸ starting Afterlife: webhook, gateway, scaler, wasm-node…');
+    const pkiDir = join(cluster.state.stateDir, 'demo-pki');
+    const ca = await createCertificateAuthority(pkiDir, 'webhook-ca', 'afterlife-demo-webhook-ca');
+    const tls = await issueCertificate(ca, pkiDir, 'webhook', {
+      commonName: 'afterlife-webhook',
+      ipAddresses: ['127.0.0.1'],
+      dnsNames: ['localhost'],
+      usage: 'server',
+    });
+    const ports = {
+      webhook: await freePort(),
+      gateway: await freePort(),
+      gatewayAdmin: await freePort(),
+      scaler: await freePort(),
+      scalerMetrics: await freePort(),
+      wasmNodeMetrics: await freePort(),
+    };
+    const common = { KUBECONFIG: cluster.kubeconfigPath };
+    processes.push(
+      await startComponent(
+        'afterlife-scaler',
+        '@afterlife/scaler',
+        {
+          ...common,
+          AFTERLIFE_SCALER_HOST: '127.0.0.1',
+          AFTERLIFE_SCALER_PORT: String(ports.scaler),
+          AFTERLIFE_SCALER_METRICS_PORT: String(ports.scalerMetrics),
+          AFTERLIFE_SCALER_GATEWAY_URLS: `http://127.0.0.1:${ports.gatewayAdmin}`,
+        },
+        logDir,
+      ),
+      await startComponent(
+        'afterlife-gateway',
+        '@afterlife/gateway',
+        {
+          ...common,
+          AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
+          AFTERLIFE_GATEWAY_PORT: String(ports.gateway),
+          AFTERLIFE_GATEWAY_ADMIN_PORT: String(ports.gatewayAdmin),
+          AFTERLIFE_GATEWAY_ID: 'demo-gateway-0',
+          AFTERLIFE_GATEWAY_COLD_START_TIMEOUT: '90s',
+          AFTERLIFE_GATEWAY_PENDING_LIMIT: '5000',
+        },
+        logDir,
+      ),
+      await startComponent(
+        'afterlife-webhook',
+        '@afterlife/webhook',
+        {
+          ...common,
+          AFTERLIFE_WEBHOOK_BIND_ADDRESS: '127.0.0.1',
+          AFTERLIFE_WEBHOOK_PORT: String(ports.webhook),
+          AFTERLIFE_WEBHOOK_TLS_CERT_FILE: tls.certFile,
+          AFTERLIFE_WEBHOOK_TLS_KEY_FILE: tls.keyFile,
+          AFTERLIFE_WEBHOOK_SCALER_ADDRESS: `127.0.0.1:${ports.scaler}`,
+        },
+        logDir,
+      ),
+      await startComponent(
+        'afterlife-wasm-node',
+        '@afterlife/wasm-node',
+        {
+          AFTERLIFE_WASM_NODE_KUBECONFIG: cluster.kubeconfigPath,
+          AFTERLIFE_WASM_NODE_NAME: wasmNodeName,
+          AFTERLIFE_WASM_NODE_METRICS_HOST: '127.0.0.1',
+          AFTERLIFE_WASM_NODE_METRICS_PORT: String(ports.wasmNodeMetrics),
+          AFTERLIFE_WASM_NODE_REGISTRIES: registry,
+          AFTERLIFE_WASM_NODE_DELETE_ON_EXIT: 'true',
+        },
+        logDir,
+      ),
+    );
+    const guard = () => {
+      cluster.assertHealthy();
+      for (const component of processes) component.assertRunning();
+    };
+    const wait = { timeoutMs: 60_000, intervalMs: 200, guard };
+    await waitFor('scaler /readyz', () => httpProbe(`http://127.0.0.1:${ports.scalerMetrics}/readyz`), wait);
+    await waitFor('gateway /readyz', () => httpProbe(`http://127.0.0.1:${ports.gatewayAdmin}/readyz`), wait);
+    const caPem = await readFile(ca.certFile);
+    await waitFor('webhook /readyz', () => httpsProbe(`https://127.0.0.1:${ports.webhook}/readyz`, caPem), wait);
+    await waitFor('wasm-node Node Ready', () => nodeReady(kubeConfig, wasmNodeName), wait);
+    print(`  components ready at ${(clock() / 1000).toFixed(1)}s (logs: ${logDir})`);
+
+    print('▸ building the reference Wasm function (Go → wasip1) and pushing it as an OCI image…');
+    const image = await pushEchoImage(registry);
+    print(`  ${image.reference}`);
+
+    await applyObjects(kubeConfig, [
+      {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'MutatingWebhookConfiguration',
+        metadata: { name: webhookConfigurationName },
+        webhooks: [
+          {
+            name: 'services.webhook.afterlife.dev',
+            admissionReviewVersions: ['v1'],
+            sideEffects: 'None',
+            failurePolicy: 'Fail',
+            reinvocationPolicy: 'IfNeeded',
+            timeoutSeconds: 5,
+            objectSelector: { matchLabels: { [LABEL_RUNTIME]: RUNTIME_WASMEDGE } },
+            clientConfig: { url: `https://127.0.0.1:${ports.webhook}/mutate`, caBundle: caPem.toString('base64') },
+            rules: [
+              {
+                apiGroups: ['serving.knative.dev'],
+                apiVersions: ['v1'],
+                operations: ['CREATE', 'UPDATE'],
+                resources: ['services', 'configurations'],
+              },
+            ],
+          },
+        ],
+      } as KubernetesObject,
+    ]);
+
+    return {
+      cluster,
+      kubeConfig,
+      registry,
+      logDir,
+      ports,
+      image: image.reference,
+      wasmNodeName,
+      webhookConfigurationName,
+      functionUrl: (namespace, name) => `http://127.0.0.1:${ports.gateway}/ns/${namespace}/fn/${name}`,
+      assertHealthy: guard,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function nodeReady(kubeConfig: KubeConfig, name: string): Promise<true | undefined> {
+  const node = await kubeConfig.makeApiClient(CoreV1Api).readNode({ name });
+  return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+}
+
+function httpsProbe(url: string, ca: Buffer): Promise<true> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ca, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(true) : reject(new Error(`${url} answered ${res.statusCode}`)),
+      );
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -1,0 +1,227 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { AfterlifeError, errorMessage } from '@afterlife/core';
+import { type CloudEvent, HTTP, ValidationError } from 'cloudevents';
+
+/** One CloudEvent, ready to be delivered in binary mode (`ce-*` headers + data as the body). */
+export interface EventMessage {
+  readonly id: string;
+  readonly source: string;
+  readonly type: string;
+  /** Lower-case header names: `ce-*`, `content-type`, and the trace context headers. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+}
+
+export type ContentMode = 'binary' | 'structured' | 'batch';
+
+export interface ParsedEvents {
+  readonly mode: ContentMode;
+  readonly events: readonly EventMessage[];
+}
+
+/** The request does not carry valid CloudEvents; `errors` lists every problem found. */
+export class EventValidationError extends AfterlifeError {
+  readonly errors: readonly string[];
+
+  constructor(errors: readonly string[]) {
+    super('EVENT_INVALID', `invalid CloudEvent: ${errors.join('; ')}`);
+    this.errors = errors;
+  }
+}
+
+const REQUIRED = ['id', 'source', 'specversion', 'type'] as const;
+const ATTRIBUTE_NAME = /^[a-z0-9]{1,64}$/;
+const SPEC_VERSION = '1.0';
+/** HTTP headers that travel with the event besides `ce-*` (W3C trace context). */
+const TRACE_HEADERS = ['traceparent', 'tracestate', 'baggage'] as const;
+const MIME_STRUCTURED = 'application/cloudevents+json';
+const MIME_BATCH = 'application/cloudevents-batch+json';
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  if (Array.isArray(value)) return value.join(', ');
+  return value;
+}
+
+export function contentModeOf(headers: IncomingHttpHeaders): ContentMode {
+  const type = (header(headers, 'content-type') ?? '').toLowerCase();
+  if (type.startsWith(MIME_BATCH)) return 'batch';
+  if (type.startsWith(MIME_STRUCTURED)) return 'structured';
+  return 'binary';
+}
+
+/**
+ * Reads the CloudEvents in an HTTP request (binary, structured or batch content mode) and turns
+ * each into a binary-mode message for delivery, preserving every attribute and extension.
+ * Throws `EventValidationError` naming every problem (missing `id`, bad `specversion`, …).
+ */
+export function parseEvents(headers: IncomingHttpHeaders, body: Buffer): ParsedEvents {
+  const mode = contentModeOf(headers);
+  const trace: Record<string, string> = {};
+  for (const name of TRACE_HEADERS) {
+    const value = header(headers, name);
+    if (value !== undefined) trace[name] = value;
+  }
+  if (mode === 'binary') return { mode, events: [fromBinary(headers, body, trace)] };
+  const text = body.toString('utf8');
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    throw new EventValidationError([`body is not valid JSON: ${errorMessage(error)}`]);
+  }
+  if (mode === 'structured') {
+    const errors: string[] = [];
+    const event = fromStructured(document, '', trace, errors);
+    if (event === undefined || errors.length > 0) throw new EventValidationError(errors);
+    sdkCheck({ 'content-type': MIME_STRUCTURED }, text, errors, '');
+    if (errors.length > 0) throw new EventValidationError(errors);
+    return { mode, events: [event] };
+  }
+  if (!Array.isArray(document)) throw new EventValidationError(['a batch must be a JSON array of events']);
+  if (document.length === 0) throw new EventValidationError(['the batch is empty']);
+  const errors: string[] = [];
+  const events: EventMessage[] = [];
+  document.forEach((item, index) => {
+    const before = errors.length;
+    const event = fromStructured(item, `[${index}] `, trace, errors);
+    if (event !== undefined && errors.length === before) events.push(event);
+  });
+  // The SDK parses a batch from the raw body string; it validates each event's schema.
+  if (errors.length === 0) sdkCheck({ 'content-type': MIME_BATCH }, text, errors, '');
+  if (errors.length > 0) throw new EventValidationError(errors);
+  return { mode, events };
+}
+
+function sdkCheck(headers: Record<string, string>, body: string, errors: string[], prefix: string): void {
+  try {
+    const parsed = HTTP.toEvent({ headers, body });
+    for (const event of Array.isArray(parsed) ? parsed : [parsed]) (event as CloudEvent<unknown>).validate();
+  } catch (error) {
+    if (error instanceof ValidationError && Array.isArray(error.errors) && error.errors.length > 0) {
+      for (const item of error.errors) errors.push(`${prefix}${describeSdkError(item)}`);
+    } else {
+      errors.push(`${prefix}${errorMessage(error)}`);
+    }
+  }
+}
+
+function describeSdkError(item: unknown): string {
+  if (typeof item === 'object' && item !== null) {
+    const { instancePath, message } = item as { instancePath?: unknown; message?: unknown };
+    if (typeof message === 'string') {
+      const path = typeof instancePath === 'string' ? instancePath.replace(/^\//, '') : '';
+      return path === '' ? message : `${path} ${message}`;
+    }
+    return JSON.stringify(item);
+  }
+  return String(item);
+}
+
+function checkAttributes(attributes: Record<string, unknown>, prefix: string, errors: string[]): void {
+  for (const name of REQUIRED) {
+    const value = attributes[name];
+    if (value === undefined || value === null || value === '')
+      errors.push(`${prefix}missing required attribute "${name}"`);
+    else if (typeof value !== 'string') errors.push(`${prefix}attribute "${name}" must be a string`);
+  }
+  const version = attributes.specversion;
+  if (typeof version === 'string' && version !== '' && version !== SPEC_VERSION) {
+    errors.push(`${prefix}unsupported specversion "${version}" (only ${SPEC_VERSION})`);
+  }
+  const time = attributes.time;
+  if (time !== undefined && (typeof time !== 'string' || Number.isNaN(Date.parse(time)))) {
+    errors.push(`${prefix}attribute "time" must be an RFC 3339 timestamp`);
+  }
+  for (const [name, value] of Object.entries(attributes)) {
+    if (!ATTRIBUTE_NAME.test(name)) {
+      errors.push(`${prefix}attribute name "${name}" must be lower-case letters and digits`);
+    } else if (value !== null && !['string', 'number', 'boolean'].includes(typeof value)) {
+      errors.push(`${prefix}attribute "${name}" must be a string, number or boolean`);
+    }
+  }
+}
+
+function fromBinary(headers: IncomingHttpHeaders, body: Buffer, trace: Record<string, string>): EventMessage {
+  const attributes: Record<string, unknown> = {};
+  const out: Record<string, string> = { ...trace };
+  for (const [rawName, rawValue] of Object.entries(headers)) {
+    const name = rawName.toLowerCase();
+    if (!name.startsWith('ce-') || rawValue === undefined) continue;
+    const value = Array.isArray(rawValue) ? rawValue.join(', ') : rawValue;
+    attributes[name.slice(3)] = value;
+    out[name] = value;
+  }
+  const contentType = header(headers, 'content-type');
+  if (contentType !== undefined) out['content-type'] = contentType;
+  const errors: string[] = [];
+  if (Object.keys(attributes).length === 0) {
+    errors.push(
+      'no CloudEvent found: send ce-id, ce-source, ce-type and ce-specversion headers (binary mode), ' +
+        `or a ${MIME_STRUCTURED} or ${MIME_BATCH} body`,
+    );
+    throw new EventValidationError(errors);
+  }
+  checkAttributes(attributes, '', errors);
+  if (errors.length === 0) {
+    const forSdk: Record<string, string> = {};
+    for (const [name, value] of Object.entries(out)) if (name.startsWith('ce-')) forSdk[name] = value;
+    // Attributes only: the data is passed through untouched, whatever its type.
+    sdkCheck(forSdk, '', errors, '');
+  }
+  if (errors.length > 0) throw new EventValidationError(errors);
+  return {
+    id: attributes.id as string,
+    source: attributes.source as string,
+    type: attributes.type as string,
+    headers: out,
+    body,
+  };
+}
+
+function isJsonType(contentType: string): boolean {
+  const base = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  return base === 'application/json' || base === 'text/json' || base.endsWith('+json');
+}
+
+function fromStructured(
+  document: unknown,
+  prefix: string,
+  trace: Record<string, string>,
+  errors: string[],
+): EventMessage | undefined {
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+    errors.push(`${prefix}an event must be a JSON object`);
+    return undefined;
+  }
+  const { data, data_base64: dataBase64, ...attributes } = document as Record<string, unknown>;
+  checkAttributes(attributes, prefix, errors);
+  if (data !== undefined && dataBase64 !== undefined) errors.push(`${prefix}"data" and "data_base64" are exclusive`);
+  if (dataBase64 !== undefined && typeof dataBase64 !== 'string')
+    errors.push(`${prefix}"data_base64" must be a string`);
+  if (errors.length > 0) return undefined;
+  const out: Record<string, string> = { ...trace };
+  let contentType: string | undefined;
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined) continue;
+    if (name === 'datacontenttype') contentType = String(value);
+    else out[`ce-${name}`] = String(value);
+  }
+  let body: Buffer;
+  if (typeof dataBase64 === 'string') {
+    body = Buffer.from(dataBase64, 'base64');
+  } else if (data === undefined) {
+    body = Buffer.alloc(0);
+  } else {
+    contentType ??= 'application/json';
+    body = Buffer.from(typeof data === 'string' && !isJsonType(contentType) ? data : JSON.stringify(data), 'utf8');
+  }
+  if (contentType !== undefined) out['content-type'] = contentType;
+  return {
+    id: attributes.id as string,
+    source: attributes.source as string,
+    type: attributes.type as string,
+    headers: out,
+    body,
+  };
+}

@@ -1,0 +1,25 @@
+export {
+  DISCOVERY_MODES,
+  type DiscoveryMode,
+  GATEWAY_ENV_VARS,
+  type GatewayConfig,
+  loadConfig,
+  parseSize,
+} from './config.ts';
+export { Dispatcher, type DispatcherOptions } from './dispatcher.ts';
+export { type Endpoint, EndpointTable, endpointKey, type FunctionRef } from './endpoints.ts';
+export { GatewayError, type GatewayErrorCode, TransportError } from './errors.ts';
+export { type ContentMode, type EventMessage, EventValidationError, parseEvents } from './events.ts';
+export { createAdminApp, createEventsApp } from './http.ts';
+export {
+  type DiscoveryOptions,
+  functionOfService,
+  KubeEndpointWatcher,
+  readyEndpoints,
+  SERVICE_NAME_LABEL,
+} from './kube.ts';
+export { COLD_START_BUCKETS_SECONDS, GatewayMetrics } from './metrics.ts';
+export { RateWindow } from './rate.ts';
+export { type Gateway, type StartOptions, startGateway } from './server.ts';
+export { CountsBroadcaster, DEFAULT_STREAM_TIMING, type StreamTiming } from './stream.ts';
+export { HttpTransport, type Reply, type Transport } from './transport.ts';

@@ -1,0 +1,197 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '@afterlife/core';
+import { errorMessage } from '@afterlife/core';
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  makeInformer,
+  type ObjectCache,
+  type V1EndpointSlice,
+  type V1Service,
+} from '@kubernetes/client-node';
+import type { DiscoveryMode } from './config.ts';
+import type { Endpoint, EndpointTable } from './endpoints.ts';
+
+/** The label Kubernetes puts on every EndpointSlice naming its Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+export interface DiscoveryOptions {
+  readonly discovery: DiscoveryMode;
+  readonly functionLabel: string;
+  readonly serviceSelector: string;
+  /** Empty = all namespaces. */
+  readonly namespaces: readonly string[];
+}
+
+/**
+ * Ready endpoints of an EndpointSlice: addresses whose `conditions.ready` is true, on the port
+ * named `http` (or the slice's first port). FQDN slices are ignored.
+ */
+export function readyEndpoints(slice: V1EndpointSlice): Endpoint[] {
+  if (slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6') return [];
+  const ports = slice.ports ?? [];
+  const port = (ports.find((candidate) => candidate.name === 'http') ?? ports[0])?.port;
+  if (port === undefined || port === null) return [];
+  const out: Endpoint[] = [];
+  for (const endpoint of slice.endpoints ?? []) {
+    if (endpoint.conditions?.ready !== true) continue;
+    for (const ip of endpoint.addresses ?? []) out.push({ ip, port });
+  }
+  return out;
+}
+
+/**
+ * Which function a Service belongs to: in `service` mode the Service's own name; in `label`
+ * mode the value of the function label (Services without it are ignored).
+ */
+export function functionOfService(service: V1Service, options: DiscoveryOptions): string | undefined {
+  if (options.discovery === 'service') return service.metadata?.name;
+  const value = service.metadata?.labels?.[options.functionLabel];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
+/**
+ * Keeps an `EndpointTable` in sync with the cluster by watching Services (which functions
+ * exist) and EndpointSlices (where their ready replicas are). Watch, never poll.
+ */
+export class KubeEndpointWatcher {
+  readonly #table: EndpointTable;
+  readonly #options: DiscoveryOptions;
+  readonly #logger: Logger;
+  readonly #services: Watched<V1Service>[] = [];
+  readonly #slices: Watched<V1EndpointSlice>[] = [];
+  /** Functions this watcher put in the table, per namespace. */
+  readonly #known = new Map<string, Set<string>>();
+  #stopped = false;
+  #synced = false;
+
+  constructor(options: { kubeConfig: KubeConfig; table: EndpointTable; discovery: DiscoveryOptions; logger: Logger }) {
+    this.#table = options.table;
+    this.#options = options.discovery;
+    this.#logger = options.logger;
+    const core = options.kubeConfig.makeApiClient(CoreV1Api);
+    const discovery = options.kubeConfig.makeApiClient(DiscoveryV1Api);
+    const serviceSelector = [
+      options.discovery.discovery === 'label' ? options.discovery.functionLabel : '',
+      options.discovery.serviceSelector,
+    ]
+      .filter((part) => part !== '')
+      .join(',');
+    const scopes: (string | undefined)[] =
+      options.discovery.namespaces.length > 0 ? [...options.discovery.namespaces] : [undefined];
+    for (const namespace of scopes) {
+      const selector = serviceSelector === '' ? undefined : serviceSelector;
+      const services = makeInformer<V1Service>(
+        options.kubeConfig,
+        namespace === undefined ? '/api/v1/services' : `/api/v1/namespaces/${namespace}/services`,
+        () =>
+          namespace === undefined
+            ? core.listServiceForAllNamespaces(selector === undefined ? {} : { labelSelector: selector })
+            : core.listNamespacedService(
+                selector === undefined ? { namespace } : { namespace, labelSelector: selector },
+              ),
+        selector,
+      );
+      const slices = makeInformer<V1EndpointSlice>(
+        options.kubeConfig,
+        namespace === undefined
+          ? '/apis/discovery.k8s.io/v1/endpointslices'
+          : `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
+        () =>
+          namespace === undefined
+            ? discovery.listEndpointSliceForAllNamespaces({ labelSelector: SERVICE_NAME_LABEL })
+            : discovery.listNamespacedEndpointSlice({ namespace, labelSelector: SERVICE_NAME_LABEL }),
+        SERVICE_NAME_LABEL,
+      );
+      for (const informer of [services, slices] as Watched<KubernetesObject>[]) {
+        informer.on('change', (object) => this.#recompute(object.metadata?.namespace ?? ''));
+      }
+      this.#services.push(services);
+      this.#slices.push(slices);
+    }
+  }
+
+  /** True once every informer listed its objects; `/readyz` reports this. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** Lists and starts watching; resolves once the table reflects the cluster (retries while the API is down). */
+  async start(): Promise<void> {
+    const informers = [...this.#services, ...this.#slices] as Watched<KubernetesObject>[];
+    await Promise.all(informers.map((informer) => this.#startInformer(informer)));
+    if (this.#stopped) return;
+    for (const namespace of new Set(this.#services.flatMap((s) => s.list().map((o) => o.metadata?.namespace ?? '')))) {
+      this.#recompute(namespace);
+    }
+    this.#synced = true;
+    this.#logger.info({ functions: this.#table.functions().length }, 'endpoint watch synced');
+  }
+
+  async #startInformer(informer: Watched<KubernetesObject>): Promise<void> {
+    for (let attempt = 1; !this.#stopped; attempt++) {
+      let failure: unknown;
+      const onError = (error: unknown) => {
+        failure = error ?? new Error('watch failed');
+      };
+      informer.on('error', onError);
+      await informer.start();
+      informer.off('error', onError);
+      if (failure === undefined) break;
+      this.#logger.warn({ err: errorMessage(failure), attempt }, 'listing from the Kubernetes API failed; retrying');
+      await sleep(Math.min(500 * attempt, 5000));
+    }
+    informer.on('error', (error: unknown) => {
+      if (this.#stopped) return;
+      this.#logger.warn({ err: errorMessage(error) }, 'watch failed; restarting');
+      setTimeout(() => {
+        if (!this.#stopped) void informer.start();
+      }, 1000).unref();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.all([...this.#services, ...this.#slices].map((informer) => informer.stop()));
+  }
+
+  #recompute(namespace: string): void {
+    if (this.#stopped || namespace === '') return;
+    const servicesByFunction = new Map<string, Set<string>>();
+    for (const informer of this.#services) {
+      for (const service of informer.list(namespace)) {
+        const fn = functionOfService(service, this.#options);
+        const name = service.metadata?.name;
+        if (fn === undefined || name === undefined) continue;
+        const set = servicesByFunction.get(fn) ?? new Set<string>();
+        set.add(name);
+        servicesByFunction.set(fn, set);
+      }
+    }
+    const endpointsByService = new Map<string, Endpoint[]>();
+    for (const informer of this.#slices) {
+      for (const slice of informer.list(namespace)) {
+        const service = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+        if (service === undefined) continue;
+        const list = endpointsByService.get(service) ?? [];
+        list.push(...readyEndpoints(slice));
+        endpointsByService.set(service, list);
+      }
+    }
+    const previous = this.#known.get(namespace) ?? new Set<string>();
+    const now = new Set<string>();
+    for (const [fn, services] of servicesByFunction) {
+      now.add(fn);
+      const endpoints = [...services].flatMap((service) => endpointsByService.get(service) ?? []);
+      this.#table.setFunction({ namespace, name: fn }, endpoints);
+    }
+    for (const fn of previous) if (!now.has(fn)) this.#table.deleteFunction({ namespace, name: fn });
+    if (now.size === 0) this.#known.delete(namespace);
+    else this.#known.set(namespace, now);
+  }
+}

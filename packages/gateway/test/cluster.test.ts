@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createNetnsHost, freePort, type NetnsHost } from '@afterlife/devcluster';
+import { useCluster } from '@afterlife/devcluster/testing';
+import { CoreV1Api, DiscoveryV1Api, type V1EndpointSlice } from '@kubernetes/client-node';
+import type { Gateway } from '../src/server.ts';
+import { counts, pendingOf, sendBinary, startTestGateway, waitFor } from './helpers.ts';
+
+const RECEIVER = fileURLToPath(new URL('./fixtures/receiver.mjs', import.meta.url));
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const RECEIVER_PORT = 8080;
+
+interface Host {
+  readonly host: NetnsHost;
+  readonly child: ChildProcess;
+  readonly log: string;
+}
+
+describe('gateway on a real cluster (Services + EndpointSlices)', function () {
+  this.timeout(120_000);
+  const cluster = useCluster({ namespacePrefix: 'gateway' });
+  const hosts: Host[] = [];
+  const gateways: Gateway[] = [];
+  const processes: ChildProcess[] = [];
+  let dir = '';
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'afterlife-gateway-'));
+  });
+
+  after(async () => {
+    for (const child of processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await Promise.allSettled(gateways.map((gateway) => gateway.close()));
+    await Promise.allSettled(hosts.map(({ host }) => host.destroy()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A real HTTP receiver in its own network namespace, reachable at a pod-network address. */
+  async function receiverHost(name: string, delayMs = 0): Promise<Host> {
+    const host = await createNetnsHost({ label: `gw-${name}` });
+    const log = join(dir, `${name}.log`);
+    const child = host.spawn(process.execPath, [RECEIVER], {
+      env: {
+        ...process.env,
+        RECEIVER_PORT: String(RECEIVER_PORT),
+        RECEIVER_LOG: log,
+        RECEIVER_NAME: name,
+        RECEIVER_DELAY_MS: String(delayMs),
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const entry = { host, child, log };
+    hosts.push(entry);
+    let output = '';
+    child.stdout?.on('data', (chunk) => {
+      output += String(chunk);
+    });
+    await waitFor(() => output.includes('listening'), 15_000, `receiver ${name} to listen`);
+    return entry;
+  }
+
+  function received(host: Host): string[] {
+    try {
+      return readFileSync(host.log, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  }
+
+  async function createService(name: string, labels: Record<string, string> = {}): Promise<void> {
+    await cluster.kubeConfig.makeApiClient(CoreV1Api).createNamespacedService({
+      namespace: cluster.namespace,
+      body: {
+        metadata: { name, labels },
+        spec: { ports: [{ name: 'http', port: 80, targetPort: RECEIVER_PORT }] },
+      },
+    });
+  }
+
+  function slice(service: string, name: string, endpoints: { ip: string; ready: boolean }[]): V1EndpointSlice {
+    return {
+      metadata: { name, labels: { 'kubernetes.io/service-name': service } },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: RECEIVER_PORT, protocol: 'TCP' }],
+      endpoints: endpoints.map(({ ip, ready }) => ({ addresses: [ip], conditions: { ready } })),
+    };
+  }
+
+  async function gateway(extra: Record<string, string> = {}): Promise<Gateway> {
+    const started = await startTestGateway(
+      { AFTERLIFE_GATEWAY_NAMESPACES: cluster.namespace, AFTERLIFE_GATEWAY_COLD_START_TIMEOUT: '60s', ...extra },
+      { kubeConfig: cluster.kubeConfig },
+    );
+    gateways.push(started);
+    return started;
+  }
+
+  it('holds an event until the EndpointSlice marks a receiver ready, then delivers it and returns the reply', async () => {
+    const receiver = await receiverHost('hold');
+    await createService('hold');
+    const gw = await gateway();
+    const admin = await fetch(`http://127.0.0.1:${gw.adminPort}/readyz`);
+    assert.equal(admin.status, 200);
+
+    const reply = sendBinary(gw.eventsPort, `/ns/${cluster.namespace}/fn/hold`, 'cluster-1', {
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    });
+    await waitFor(async () => pendingOf(await counts(gw.adminPort), 'hold') === 1, 10_000, 'pending=1');
+
+    // The endpoint exists but is not ready yet: still held.
+    const discovery = cluster.kubeConfig.makeApiClient(DiscoveryV1Api);
+    await discovery.createNamespacedEndpointSlice({
+      namespace: cluster.namespace,
+      body: slice('hold', 'hold-1', [{ ip: receiver.host.ip, ready: false }]),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(pendingOf(await counts(gw.adminPort), 'hold'), 1);
+    assert.deepEqual(received(receiver), []);
+
+    const current = await discovery.readNamespacedEndpointSlice({ name: 'hold-1', namespace: cluster.namespace });
+    await discovery.replaceNamespacedEndpointSlice({
+      name: 'hold-1',
+      namespace: cluster.namespace,
+      body: { ...current, endpoints: [{ addresses: [receiver.host.ip], conditions: { ready: true } }] },
+    });
+    const res = await reply;
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('ce-id'), 'reply-cluster-1');
+    assert.equal(res.headers.get('ce-traceparent'), '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+    const body = (await res.json()) as { receiver: string; id: string };
+    assert.deepEqual([body.receiver, body.id], ['hold', 'cluster-1']);
+    assert.deepEqual(received(receiver), ['cluster-1']);
+    const snap = await counts(gw.adminPort);
+    const fn = snap.functions.find((entry) => entry.name === 'hold');
+    assert.deepEqual([fn?.pending, fn?.inFlight, fn?.delivered], [0, 0, 1]);
+
+    assert.equal((await sendBinary(gw.eventsPort, `/ns/${cluster.namespace}/fn/nothing`, 'x')).status, 404);
+  });
+
+  it('finds functions by label and loses no acknowledged event when a receiver is killed mid-burst', async () => {
+    const a = await receiverHost('burst-a', 10);
+    const b = await receiverHost('burst-b', 10);
+    await createService('burst-svc', { 'afterlife.dev/function': 'burst' });
+    await cluster.kubeConfig.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
+      namespace: cluster.namespace,
+      body: slice('burst-svc', 'burst-1', [
+        { ip: a.host.ip, ready: true },
+        { ip: b.host.ip, ready: true },
+      ]),
+    });
+    const gw = await gateway({ AFTERLIFE_GATEWAY_DISCOVERY: 'label', AFTERLIFE_GATEWAY_REPLICA_CONCURRENCY: '4' });
+    await waitFor(() => (gw.endpoints.endpoints({ namespace: cluster.namespace, name: 'burst' }) ?? []).length === 2);
+
+    const total = 300;
+    const statuses = new Map<string, number>();
+    let next = 0;
+    let killed = false;
+    const worker = async () => {
+      while (next < total) {
+        const id = `burst-${next++}`;
+        const res = await sendBinary(gw.eventsPort, `/ns/${cluster.namespace}/fn/burst`, id);
+        await res.arrayBuffer();
+        statuses.set(id, res.status);
+        if (!killed && statuses.size >= 60 && a.child.pid !== undefined) {
+          killed = true;
+          process.kill(-a.child.pid, 'SIGKILL');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+
+    assert.ok(killed);
+    assert.equal(statuses.size, total, 'every sender got an answer');
+    const acked = [...statuses].filter(([, status]) => status === 200).map(([id]) => id);
+    const errors = [...statuses].filter(([, status]) => status !== 200);
+    for (const [, status] of errors) assert.equal(status, 502, 'only in-flight deliveries to the killed receiver fail');
+    assert.ok(errors.length <= 4, `${errors.length} errors (at most the replica concurrency)`);
+    const seen = new Set([...received(a), ...received(b)]);
+    const lost = acked.filter((id) => !seen.has(id));
+    assert.deepEqual(lost, [], 'acknowledged events missing at the receivers');
+    assert.ok(received(b).length > total / 2, 'the surviving receiver took over');
+    const fn = (await counts(gw.adminPort)).functions.find((entry) => entry.name === 'burst');
+    assert.equal((fn?.delivered ?? 0) + (fn?.failed ?? 0), total);
+    console.log(
+      `      burst: ${acked.length} acked, ${errors.length} errors (in flight at the kill), ` +
+        `receiver a ${received(a).length}, b ${received(b).length}`,
+    );
+  });
+
+  it('on SIGTERM stops accepting, still delivers a held event once its endpoint is ready, then exits 0', async () => {
+    const receiver = await receiverHost('drain');
+    await createService('drain');
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: {
+        ...process.env,
+        KUBECONFIG: cluster.kubeconfigPath,
+        AFTERLIFE_GATEWAY_PORT: String(port),
+        AFTERLIFE_GATEWAY_ADMIN_PORT: String(adminPort),
+        AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
+        AFTERLIFE_GATEWAY_ID: 'gateway-drain',
+        AFTERLIFE_GATEWAY_NAMESPACES: cluster.namespace,
+        AFTERLIFE_GATEWAY_DRAIN_TIMEOUT: '30s',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    processes.push(child);
+    let log = '';
+    child.stdout?.on('data', (chunk) => {
+      log += String(chunk);
+    });
+    const exited = once(child, 'exit');
+    await waitFor(() => log.includes('gateway listening'), 30_000, 'the gateway process to listen');
+
+    const path = `/ns/${cluster.namespace}/fn/drain`;
+    const held = sendBinary(port, path, 'drain-1');
+    await waitFor(async () => pendingOf(await counts(adminPort), 'drain') === 1, 10_000, 'pending=1');
+    child.kill('SIGTERM');
+    await waitFor(() => log.includes('shutting down'), 10_000, 'shutdown to begin');
+    const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+    assert.equal(ready.status, 503);
+    await assert.rejects(sendBinary(port, path, 'drain-late'), 'the events port no longer accepts connections');
+
+    await cluster.kubeConfig.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
+      namespace: cluster.namespace,
+      body: slice('drain', 'drain-1', [{ ip: receiver.host.ip, ready: true }]),
+    });
+    const res = await held;
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('ce-id'), 'reply-drain-1');
+    const [code] = await exited;
+    assert.equal(code, 0);
+    assert.deepEqual(received(receiver), ['drain-1']);
+    assert.match(log, /all events delivered/);
+  });
+});

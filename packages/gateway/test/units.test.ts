@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { EndpointTable } from '../src/endpoints.ts';
+import { functionOfService, readyEndpoints } from '../src/kube.ts';
+import { RateWindow } from '../src/rate.ts';
+
+describe('RateWindow', () => {
+  it('averages events over the sliding window and forgets old seconds', () => {
+    const window = new RateWindow(10);
+    const t0 = 1_000_000;
+    window.add(t0, 10);
+    window.add(t0 + 1500, 10);
+    assert.equal(window.perSecond(t0 + 2000), 2);
+    assert.equal(window.perSecond(t0 + 10_999), 1); // the first second left the window
+    assert.equal(window.perSecond(t0 + 11_000), 0); // …and now the second one too
+    window.add(t0 + 30_000);
+    assert.equal(window.perSecond(t0 + 30_000), 0.1);
+  });
+});
+
+describe('EndpointTable', () => {
+  it('knows functions, dedupes endpoints and only reports real changes', () => {
+    const table = new EndpointTable();
+    const changes: number[] = [];
+    table.on('change', (_ref, endpoints) => changes.push(endpoints?.length ?? -1));
+    const ref = { namespace: 'n', name: 'f' };
+    assert.equal(table.has(ref), false);
+    table.setFunction(ref, []);
+    assert.equal(table.has(ref), true);
+    table.setFunction(ref, [
+      { ip: '10.0.0.2', port: 80 },
+      { ip: '10.0.0.1', port: 80 },
+      { ip: '10.0.0.2', port: 80 },
+    ]);
+    table.setFunction(ref, [
+      { ip: '10.0.0.1', port: 80 },
+      { ip: '10.0.0.2', port: 80 },
+    ]);
+    assert.deepEqual(table.endpoints(ref), [
+      { ip: '10.0.0.1', port: 80 },
+      { ip: '10.0.0.2', port: 80 },
+    ]);
+    table.deleteFunction(ref);
+    assert.equal(table.endpoints(ref), undefined);
+    assert.deepEqual(changes, [0, 2, -1]);
+  });
+});
+
+describe('EndpointSlice reading', () => {
+  const slice = (ports: NonNullable<V1EndpointSlice['ports']>, ready: (boolean | undefined)[]): V1EndpointSlice => ({
+    addressType: 'IPv4',
+    ports,
+    endpoints: ready.map((value, index) => ({
+      addresses: [`10.213.0.${index + 1}`],
+      conditions: value === undefined ? {} : { ready: value },
+    })),
+  });
+
+  it('takes ready addresses on the port named http', () => {
+    const got = readyEndpoints(
+      slice(
+        [
+          { name: 'metrics', port: 9090 },
+          { name: 'http', port: 8012 },
+        ],
+        [true, false, undefined, true],
+      ),
+    );
+    assert.deepEqual(got, [
+      { ip: '10.213.0.1', port: 8012 },
+      { ip: '10.213.0.4', port: 8012 },
+    ]);
+  });
+
+  it('falls back to the first port and ignores FQDN slices and port-less slices', () => {
+    assert.deepEqual(readyEndpoints(slice([{ name: 'web', port: 8080 }], [true])), [{ ip: '10.213.0.1', port: 8080 }]);
+    assert.deepEqual(readyEndpoints({ ...slice([{ port: 80 }], [true]), addressType: 'FQDN' }), []);
+    assert.deepEqual(readyEndpoints(slice([], [true])), []);
+  });
+
+  it('maps Services to functions by name or by label', () => {
+    const service: V1Service = {
+      metadata: { name: 'echo-00001-private', labels: { 'serving.knative.dev/service': 'echo' } },
+    };
+    const base = { functionLabel: 'serving.knative.dev/service', serviceSelector: '', namespaces: [] };
+    assert.equal(functionOfService(service, { ...base, discovery: 'service' }), 'echo-00001-private');
+    assert.equal(functionOfService(service, { ...base, discovery: 'label' }), 'echo');
+    assert.equal(functionOfService({ metadata: { name: 'x' } }, { ...base, discovery: 'label' }), undefined);
+  });
+});

@@ -1,0 +1,196 @@
+import { AfterlifeError, functionKey } from '@afterlife/core';
+
+/** What the scaler reports for a function. `concurrency` = pending + in-flight. */
+export const METRICS = ['pending', 'concurrency', 'rate'] as const;
+export type MetricKind = (typeof METRICS)[number];
+
+/** Trigger metadata keys the scaler reads. */
+export const METADATA_KEYS = ['function', 'metric', 'targetValue', 'activationThreshold'] as const;
+/** Keys KEDA itself uses in the same `metadata` map; passed through to us, ignored. */
+export const KEDA_METADATA_KEYS = ['scalerAddress', 'enableTLS', 'unsafeSsl'] as const;
+
+export const DEFAULT_METRIC: MetricKind = 'concurrency';
+export const DEFAULT_TARGET_VALUE = 10;
+export const DEFAULT_ACTIVATION_THRESHOLD = 0;
+
+/** The typed, validated form of one ScaledObject trigger. */
+export interface TriggerSpec {
+  readonly namespace: string;
+  readonly name: string;
+  /** `namespace/name`, the key the gateways' counts are aggregated by. */
+  readonly key: string;
+  readonly metric: MetricKind;
+  readonly targetValue: number;
+  readonly activationThreshold: number;
+  /** The metric name reported in GetMetricSpec / GetMetrics. */
+  readonly metricName: string;
+}
+
+/** Bad trigger metadata; the gRPC layer answers INVALID_ARGUMENT with this message. */
+export class MetadataError extends AfterlifeError {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super('METADATA_INVALID', `invalid trigger metadata: ${problems.join('; ')}`);
+    this.problems = problems;
+  }
+}
+
+export interface ScaledObjectRefLike {
+  readonly name: string;
+  readonly namespace: string;
+  readonly scalerMetadata: Readonly<Record<string, string>>;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const KNOWN: readonly string[] = [...METADATA_KEYS, ...KEDA_METADATA_KEYS];
+
+/**
+ * Parses the trigger metadata KEDA passes as `scalerMetadata` into a frozen TriggerSpec.
+ * Every problem names its key; an unknown key suggests the closest known one (typos).
+ * KEDA resolves `<key>FromEnv` keys to the container's env value and keeps the key name,
+ * so `functionFromEnv` etc. are read as `function` when `function` itself is absent.
+ */
+export function parseTriggerMetadata(ref: ScaledObjectRefLike): TriggerSpec {
+  const problems: string[] = [];
+  const values = new Map<string, string>();
+  for (const [rawKey, value] of Object.entries(ref.scalerMetadata)) {
+    if ((KEDA_METADATA_KEYS as readonly string[]).includes(rawKey)) continue;
+    if ((METADATA_KEYS as readonly string[]).includes(rawKey)) {
+      values.set(rawKey, value);
+      continue;
+    }
+    const base = rawKey.endsWith('FromEnv') ? rawKey.slice(0, -'FromEnv'.length) : undefined;
+    if (base !== undefined && (METADATA_KEYS as readonly string[]).includes(base)) {
+      if (!(base in ref.scalerMetadata)) values.set(base, value);
+      continue;
+    }
+    problems.push(unknownKeyMessage(rawKey));
+  }
+
+  const fnRaw = values.get('function')?.trim();
+  let namespace = ref.namespace;
+  let name = '';
+  if (fnRaw === undefined || fnRaw === '') {
+    problems.push('"function" is required: the function as "namespace/name" or "name" (ScaledObject\'s namespace)');
+  } else {
+    const parts = fnRaw.split('/');
+    if (parts.length === 2) {
+      namespace = parts[0] ?? '';
+      name = parts[1] ?? '';
+    } else if (parts.length === 1) {
+      name = fnRaw;
+    } else {
+      problems.push(`"function" must be "namespace/name" or "name", got "${fnRaw}"`);
+    }
+    if (parts.length <= 2) {
+      if (!DNS_LABEL.test(namespace) || namespace.length > 63) {
+        problems.push(`"function" has an invalid namespace "${namespace}" (from "${fnRaw}")`);
+      }
+      if (!DNS_SUBDOMAIN.test(name) || name.length > 253) {
+        problems.push(`"function" has an invalid name "${name}" (from "${fnRaw}")`);
+      }
+    }
+  }
+
+  const metricRaw = values.get('metric')?.trim();
+  let metric: MetricKind = DEFAULT_METRIC;
+  if (metricRaw !== undefined && metricRaw !== '') {
+    if ((METRICS as readonly string[]).includes(metricRaw)) metric = metricRaw as MetricKind;
+    else problems.push(`"metric" must be one of ${METRICS.join(', ')}, got "${metricRaw}"`);
+  }
+
+  const targetValue = readNumber(values, 'targetValue', DEFAULT_TARGET_VALUE, problems, (n) =>
+    n > 0 ? undefined : 'must be greater than 0',
+  );
+  const activationThreshold = readNumber(values, 'activationThreshold', DEFAULT_ACTIVATION_THRESHOLD, problems, (n) =>
+    n >= 0 ? undefined : 'must be 0 or more',
+  );
+
+  if (problems.length > 0) throw new MetadataError(problems);
+  return Object.freeze({
+    namespace,
+    name,
+    key: functionKey({ namespace, name }),
+    metric,
+    targetValue,
+    activationThreshold,
+    metricName: metricNameFor(metric, namespace, name),
+  });
+}
+
+/** `afterlife-<metric>-<namespace>-<name>`, lower-case, only [a-z0-9-] (a valid external metric name). */
+export function metricNameFor(metric: MetricKind, namespace: string, name: string): string {
+  return `afterlife-${metric}-${namespace}-${name}`
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/-+/g, '-')
+    .replace(/-$/, '');
+}
+
+function readNumber(
+  values: Map<string, string>,
+  key: string,
+  fallback: number,
+  problems: string[],
+  check: (n: number) => string | undefined,
+): number {
+  const raw = values.get(key)?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value)) {
+    problems.push(`"${key}" must be a number, got "${raw}"`);
+    return fallback;
+  }
+  const why = check(value);
+  if (why !== undefined) {
+    problems.push(`"${key}" ${why}, got ${raw}`);
+    return fallback;
+  }
+  return value;
+}
+
+function unknownKeyMessage(key: string): string {
+  const suggestion = closestKey(key);
+  const known = `known keys: ${METADATA_KEYS.join(', ')}`;
+  return suggestion === undefined
+    ? `unknown key "${key}" (${known})`
+    : `unknown key "${key}"; did you mean "${suggestion}"? (${known})`;
+}
+
+/** The known key nearest to `key` by edit distance (case-insensitive), if it is plausibly a typo. */
+export function closestKey(key: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  const lower = key.toLowerCase();
+  for (const candidate of KNOWN) {
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  const limit = Math.max(2, Math.floor(key.length / 3));
+  return bestDistance <= limit ? best : undefined;
+}
+
+/** Damerau-Levenshtein (optimal string alignment) distance. */
+export function editDistance(a: string, b: string): number {
+  const rows = a.length + 1;
+  const cols = b.length + 1;
+  const d: number[] = new Array(rows * cols).fill(0);
+  const at = (i: number, j: number): number => d[i * cols + j] ?? 0;
+  for (let i = 0; i < rows; i++) d[i * cols] = i;
+  for (let j = 0; j < cols; j++) d[j] = j;
+  for (let i = 1; i < rows; i++) {
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let value = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        value = Math.min(value, at(i - 2, j - 2) + 1);
+      d[i * cols + j] = value;
+    }
+  }
+  return at(rows - 1, cols - 1);
+}

@@ -1,0 +1,98 @@
+/**
+ * The scaler against the REAL @afterlife/gateway (its exported startGateway, no cluster): an event
+ * held for a function with no ready endpoint makes StreamIsActive push `true`; delivering it
+ * brings the function back to inactive.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Gateway, loadConfig as loadGatewayConfig, startGateway } from '@afterlife/gateway';
+import * as grpc from '@grpc/grpc-js';
+import { type RunningScaler, startScaler } from '../src/scaler.ts';
+import { call, ref, scalerClientConstructor, silentLogger, testConfig, waitFor } from './helpers.ts';
+
+const FN = { namespace: 'demo', name: 'echo' };
+
+describe('with the real gateway (startGateway)', function () {
+  this.timeout(30_000);
+  let gateway: Gateway | undefined;
+  let scaler: RunningScaler | undefined;
+  let receiver: Server | undefined;
+  let client: InstanceType<ReturnType<typeof scalerClientConstructor>> | undefined;
+
+  after(async () => {
+    client?.close();
+    await scaler?.close();
+    await gateway?.close();
+    if (receiver) {
+      receiver.closeAllConnections();
+      await new Promise((resolve) => receiver?.close(resolve));
+    }
+  });
+
+  it('pushes true within milliseconds of the first held event, and goes inactive once it is delivered', async () => {
+    gateway = await startGateway(
+      loadGatewayConfig({
+        AFTERLIFE_GATEWAY_PORT: '0',
+        AFTERLIFE_GATEWAY_ADMIN_PORT: '0',
+        AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
+        AFTERLIFE_GATEWAY_ID: 'gateway-for-scaler-test',
+        AFTERLIFE_GATEWAY_LOG_LEVEL: 'silent',
+        AFTERLIFE_GATEWAY_DRAIN_TIMEOUT: '1s',
+      }),
+      { logger: silentLogger, defaultMetrics: false },
+    );
+    gateway.endpoints.setFunction(FN, []); // known function, scaled to zero
+    scaler = await startScaler(testConfig([`http://127.0.0.1:${gateway.adminPort}`]), {
+      logger: silentLogger,
+      defaultMetrics: false,
+    });
+    const running = scaler;
+    await waitFor('gateway stream followed', () => running.aggregator.freshGatewayCount() === 1);
+
+    const ScalerClient = scalerClientConstructor();
+    client = new ScalerClient(`127.0.0.1:${scaler.port}`, grpc.credentials.createInsecure());
+    const md = { function: 'demo/echo', metric: 'pending', scalerAddress: 'x:1' };
+    const stream = client.StreamIsActive(ref(md));
+    const messages: { result: boolean; at: number }[] = [];
+    stream.on('data', (m: { result: boolean }) => messages.push({ result: m.result, at: performance.now() }));
+    stream.on('error', () => undefined);
+    await waitFor('initial false', () => messages[0]?.result === false);
+
+    const sent = performance.now();
+    const reply = fetch(`http://127.0.0.1:${gateway.eventsPort}/ns/demo/fn/echo`, {
+      method: 'POST',
+      headers: {
+        'ce-id': 'evt-1',
+        'ce-source': '/scaler-test',
+        'ce-type': 'dev.afterlife.test',
+        'ce-specversion': '1.0',
+        'content-type': 'application/json',
+      },
+      body: '{"hello":"scaler"}',
+    });
+    const pushed = await waitFor('true pushed', () => messages.find((m) => m.result && m.at >= sent), 2000, 1);
+    console.log(`      real gateway: event sent → StreamIsActive true in ${(pushed.at - sent).toFixed(1)} ms`);
+    const c = client;
+    assert.equal((await call(c.IsActive, c, ref(md))).result, true);
+    const metrics = await call(c.GetMetrics, c, {
+      scaledObjectRef: ref(md),
+      metricName: 'afterlife-pending-demo-echo',
+    });
+    assert.deepEqual(metrics.metricValues, [
+      { metricName: 'afterlife-pending-demo-echo', metricValue: 1, metricValueFloat: 1 },
+    ]);
+
+    // An endpoint becomes ready: the held event is delivered, the sender gets the reply.
+    receiver = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+    });
+    await new Promise<void>((resolve) => receiver?.listen(0, '127.0.0.1', resolve));
+    gateway.endpoints.setFunction(FN, [{ ip: '127.0.0.1', port: (receiver.address() as AddressInfo).port }]);
+    const response = await reply;
+    assert.equal(response.status, 200);
+    await waitFor('inactive again', async () => !(await call(c.IsActive, c, ref(md))).result, 5000, 20);
+    stream.cancel();
+  });
+});

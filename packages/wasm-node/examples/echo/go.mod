@@ -1,0 +1,3 @@
+module afterlife.dev/examples/echo
+
+go 1.26

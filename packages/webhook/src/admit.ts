@@ -1,0 +1,471 @@
+import type { MutationConfig } from './config.ts';
+import {
+  CONFIG_DEPLOYMENT,
+  CONFIG_FEATURES,
+  isRecord,
+  type KnativeFeatures,
+  knativeRuntimeClassFor,
+  RUNTIME_CLASS_FLAG,
+  RUNTIME_CLASS_NAME_KEY,
+  runtimeClassFieldAllowed,
+} from './features.ts';
+
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+export const KNATIVE_GROUP = 'serving.knative.dev';
+
+/** Labels and annotations the webhook reads (on the Service/Configuration) and writes (on its template). */
+export const LABEL_RUNTIME = 'afterlife.dev/runtime';
+export const RUNTIME_WASMEDGE = 'wasmedge';
+export const RUNTIME_DISABLED = 'disabled';
+export const LABEL_SCALING = 'afterlife.dev/scaling';
+export const SCALING_EVENTS = 'events';
+export const ANNOTATION_TARGET_VALUE = 'afterlife.dev/target-value';
+export const ANNOTATION_WASM_VARIANT = 'module.wasm.image/variant';
+export const ANNOTATION_AUTOSCALING_CLASS = 'autoscaling.knative.dev/class';
+export const ANNOTATION_MIN_SCALE = 'autoscaling.knative.dev/min-scale';
+const MIN_SCALE_ALIASES = [ANNOTATION_MIN_SCALE, 'autoscaling.knative.dev/minScale'];
+export const ANNOTATION_SCALED_OBJECT_OVERRIDE = 'autoscaling.knative.dev/scaled-object-override';
+export const HPA_CLASS = 'hpa.autoscaling.knative.dev';
+const LABEL_KNATIVE_SERVICE = 'serving.knative.dev/service';
+
+export interface JsonPatchOperation {
+  op: 'add';
+  path: string;
+  value: unknown;
+}
+
+export interface AdmissionStatus {
+  status: 'Failure';
+  code: number;
+  reason: string;
+  message: string;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+  status?: AdmissionStatus;
+}
+
+export interface AdmissionReviewResponse {
+  apiVersion: typeof ADMISSION_API_VERSION;
+  kind: 'AdmissionReview';
+  response: AdmissionResponse;
+}
+
+/** Decides whether a container image is a Wasm image (see image.ts); must not throw. */
+export interface ImageInspector {
+  isWasmImage(image: string): Promise<boolean>;
+}
+
+export interface AdmitContext {
+  readonly config: Readonly<MutationConfig>;
+  /** Snapshot of Knative Serving's `config-features` / `config-deployment`. */
+  readonly features: KnativeFeatures;
+  /** True when the request came through the namespaceSelector webhook (the namespace opted in). */
+  readonly namespaceOptIn?: boolean;
+  /** Labels of a namespace, from an informer, when the webhook watches namespaces. */
+  readonly namespaceLabels?: (namespace: string) => Readonly<Record<string, string>> | undefined;
+  /** Present when Wasm-image detection is enabled. */
+  readonly imageInspector?: ImageInspector;
+}
+
+/**
+ * `mutated`: allowed with a patch; `unchanged`: opted in, nothing left to do; `skipped`: not ours
+ * (not opted in, opted out, other kind or operation); `denied`: opted in but cannot be made to work;
+ * `invalid`: the review itself is unusable.
+ */
+export type AdmissionOutcome = 'mutated' | 'unchanged' | 'skipped' | 'denied' | 'invalid';
+
+export interface AdmitResult {
+  /** 200 for every AdmissionReview answer; 400 only when no answer can carry a uid. */
+  readonly httpStatus: 200 | 400;
+  readonly body: AdmissionReviewResponse | { readonly error: string };
+  readonly outcome: AdmissionOutcome;
+  /** Short machine-friendly reason for logs. */
+  readonly reason: string;
+  /** The patch operations (also base64-encoded in the body). */
+  readonly patch: readonly JsonPatchOperation[];
+}
+
+/** Escapes one JSON Pointer reference token (RFC 6901). */
+export function pointerToken(key: string): string {
+  return key.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+/** The kubectl command that turns on Knative's runtimeClassName flag. */
+export function enableFlagCommand(knativeNamespace: string): string {
+  return `kubectl patch configmap/${CONFIG_FEATURES} -n ${knativeNamespace} --type merge -p '{"data":{"${RUNTIME_CLASS_FLAG}":"enabled"}}'`;
+}
+
+/** The JSON written to `autoscaling.knative.dev/scaled-object-override` (a KEDA ScaledObject fragment). */
+export function scaledObjectOverride(scalerAddress: string, fn: string, targetValue: number): string {
+  return JSON.stringify({
+    spec: {
+      minReplicaCount: 0,
+      triggers: [
+        {
+          type: 'external-push',
+          metadata: {
+            scalerAddress,
+            function: fn,
+            metric: 'concurrency',
+            targetValue: String(targetValue),
+            activationThreshold: '0',
+          },
+        },
+      ],
+    },
+  });
+}
+
+class Denial extends Error {
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+function review(response: AdmissionResponse): AdmissionReviewResponse {
+  return { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response };
+}
+
+function badRequest(reason: string, error: string): AdmitResult {
+  return { httpStatus: 400, body: { error }, outcome: 'invalid', reason, patch: [] };
+}
+
+function deny(uid: string, outcome: 'denied' | 'invalid', reason: string, message: string, code = 403): AdmitResult {
+  return {
+    httpStatus: 200,
+    body: review({
+      uid,
+      allowed: false,
+      status: { status: 'Failure', code, reason: code === 400 ? 'BadRequest' : 'Forbidden', message },
+    }),
+    outcome,
+    reason,
+    patch: [],
+  };
+}
+
+function allow(uid: string, outcome: 'skipped' | 'unchanged', reason: string, warnings: string[]): AdmitResult {
+  return {
+    httpStatus: 200,
+    body: review({ uid, allowed: true, ...(warnings.length > 0 ? { warnings } : {}) }),
+    outcome,
+    reason,
+    patch: [],
+  };
+}
+
+function stringMap(value: unknown): Record<string, string> {
+  if (!isRecord(value)) return {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+type OptIn = { readonly via: 'label' | 'namespace' | 'image' } | { readonly via: 'none'; readonly reason: string };
+
+async function decideOptIn(
+  object: Record<string, unknown>,
+  namespace: string,
+  context: AdmitContext,
+  warnings: string[],
+): Promise<OptIn> {
+  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  const labels = stringMap(metadata.labels);
+  const value = labels[LABEL_RUNTIME];
+  if (value === RUNTIME_DISABLED) return { via: 'none', reason: 'opted-out' };
+  if (value === RUNTIME_WASMEDGE) return { via: 'label' };
+  if (value !== undefined) {
+    warnings.push(
+      `afterlife: label ${LABEL_RUNTIME}="${value}" is not "${RUNTIME_WASMEDGE}" or "${RUNTIME_DISABLED}"; Service left unchanged`,
+    );
+    return { via: 'none', reason: 'unknown-runtime-label' };
+  }
+  if (context.namespaceOptIn === true) return { via: 'namespace' };
+  if (namespace !== '' && context.namespaceLabels?.(namespace)?.[LABEL_RUNTIME] === RUNTIME_WASMEDGE) {
+    return { via: 'namespace' };
+  }
+  if (context.imageInspector !== undefined) {
+    const images = containerImages(object);
+    if (images.length > 0) {
+      const results = await Promise.all(images.map((image) => context.imageInspector?.isWasmImage(image)));
+      if (results.some((wasm) => wasm === true)) return { via: 'image' };
+    }
+  }
+  return { via: 'none', reason: 'not-opted-in' };
+}
+
+function containerImages(object: Record<string, unknown>): string[] {
+  const spec = isRecord(object.spec) ? object.spec : undefined;
+  const template = spec !== undefined && isRecord(spec.template) ? spec.template : undefined;
+  const podSpec = template !== undefined && isRecord(template.spec) ? template.spec : undefined;
+  const containers = podSpec !== undefined && Array.isArray(podSpec.containers) ? podSpec.containers : [];
+  const images: string[] = [];
+  for (const container of containers) {
+    if (isRecord(container) && typeof container.image === 'string' && container.image !== '') {
+      images.push(container.image);
+    }
+  }
+  return [...new Set(images)];
+}
+
+/**
+ * Answers one AdmissionReview. Pure apart from the optional image inspector: never throws for bad input,
+ * always echoes the uid when there is one, and returns a patch only when something must change (so a
+ * second admission of its own output, e.g. on reinvocation, returns no patch).
+ */
+export async function admit(input: unknown, context: AdmitContext): Promise<AdmitResult> {
+  if (!isRecord(input)) return badRequest('not-an-object', 'the body must be a JSON AdmissionReview object');
+  const request = input.request;
+  const uid = isRecord(request) && typeof request.uid === 'string' && request.uid !== '' ? request.uid : undefined;
+  if (input.apiVersion !== ADMISSION_API_VERSION || input.kind !== 'AdmissionReview') {
+    const message = `expected apiVersion ${ADMISSION_API_VERSION} kind AdmissionReview, got apiVersion ${JSON.stringify(input.apiVersion ?? null)} kind ${JSON.stringify(input.kind ?? null)}; register this webhook with admissionReviewVersions: ["v1"]`;
+    if (uid === undefined) return badRequest('wrong-version', message);
+    return deny(uid, 'invalid', 'wrong-version', message, 400);
+  }
+  if (!isRecord(request)) return badRequest('missing-request', 'AdmissionReview has no request object');
+  if (uid === undefined) return badRequest('missing-uid', 'AdmissionReview request has no uid');
+
+  const operation = request.operation;
+  if (operation !== 'CREATE' && operation !== 'UPDATE') {
+    return allow(uid, 'skipped', 'operation', []);
+  }
+  const kind = isRecord(request.kind) ? request.kind : {};
+  if (
+    kind.group !== KNATIVE_GROUP ||
+    (kind.kind !== 'Service' && kind.kind !== 'Configuration') ||
+    (typeof request.subResource === 'string' && request.subResource !== '')
+  ) {
+    return allow(uid, 'skipped', 'foreign-kind', []);
+  }
+  const object = request.object;
+  if (!isRecord(object)) {
+    return deny(uid, 'invalid', 'no-object', 'AdmissionReview request.object must be an object', 400);
+  }
+  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  const namespace =
+    typeof request.namespace === 'string' && request.namespace !== ''
+      ? request.namespace
+      : typeof metadata.namespace === 'string'
+        ? metadata.namespace
+        : '';
+
+  const warnings: string[] = [];
+  const optIn = await decideOptIn(object, namespace, context, warnings);
+  if (optIn.via === 'none') return allow(uid, 'skipped', optIn.reason, warnings);
+
+  try {
+    const patch = mutation(object, kind.kind, namespace, optIn.via, context, warnings);
+    if (patch.length === 0) return allow(uid, 'unchanged', `opted-in-by-${optIn.via}`, warnings);
+    return {
+      httpStatus: 200,
+      body: review({
+        uid,
+        allowed: true,
+        patchType: 'JSONPatch',
+        patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
+        ...(warnings.length > 0 ? { warnings } : {}),
+      }),
+      outcome: 'mutated',
+      reason: `opted-in-by-${optIn.via}`,
+      patch,
+    };
+  } catch (error) {
+    if (error instanceof Denial) return deny(uid, 'denied', error.reason, error.message);
+    throw error;
+  }
+}
+
+function mutation(
+  object: Record<string, unknown>,
+  kind: 'Service' | 'Configuration',
+  namespace: string,
+  via: 'label' | 'namespace' | 'image',
+  context: AdmitContext,
+  warnings: string[],
+): JsonPatchOperation[] {
+  const { config, features } = context;
+  const by = via === 'label' ? `label ${LABEL_RUNTIME}` : via === 'namespace' ? 'its namespace' : 'its Wasm image';
+  const what = `${kind} opted in to RuntimeClass ${config.runtimeClass} (by ${by})`;
+  if (!isRecord(object.spec)) throw new Denial('no-spec', `${what}: spec must be an object with a template`);
+  const template = object.spec.template;
+  if (!isRecord(template)) {
+    throw new Denial(
+      'template-not-object',
+      `${what}: spec.template must be an object (got ${template === undefined ? 'nothing' : JSON.stringify(template)?.slice(0, 40)})`,
+    );
+  }
+  const objectMeta = isRecord(object.metadata) ? object.metadata : {};
+  const objectLabels = stringMap(objectMeta.labels);
+  const objectAnnotations = stringMap(objectMeta.annotations);
+
+  if (template.metadata !== undefined && template.metadata !== null && !isRecord(template.metadata)) {
+    throw new Denial('template-metadata-not-object', `${what}: spec.template.metadata must be an object`);
+  }
+  const templateMeta = isRecord(template.metadata) ? template.metadata : undefined;
+  for (const field of ['annotations', 'labels'] as const) {
+    const value = templateMeta?.[field];
+    if (value !== undefined && value !== null && !isRecord(value)) {
+      throw new Denial(`template-${field}-not-object`, `${what}: spec.template.metadata.${field} must be an object`);
+    }
+  }
+  if (template.spec !== undefined && template.spec !== null && !isRecord(template.spec)) {
+    throw new Denial('template-spec-not-object', `${what}: spec.template.spec must be an object`);
+  }
+  const podSpec = isRecord(template.spec) ? template.spec : undefined;
+  const annotations = stringMap(templateMeta?.annotations);
+  const labels = stringMap(templateMeta?.labels);
+
+  const addAnnotations: Record<string, string> = {};
+  const addLabels: Record<string, string> = {};
+  const wantAnnotation = (key: string, value: string, aliases: readonly string[] = [key]): void => {
+    const existingKey = aliases.find((alias) => annotations[alias] !== undefined);
+    const existing = existingKey === undefined ? undefined : annotations[existingKey];
+    if (existing === undefined) addAnnotations[key] = value;
+    else if (existing !== value) {
+      warnings.push(
+        `afterlife: kept your annotation ${existingKey}="${truncate(existing)}" (Afterlife would set "${truncate(value)}")`,
+      );
+    }
+  };
+
+  // 1. Run the Wasm entrypoint under WasmEdge and everything else (queue-proxy) natively.
+  wantAnnotation(ANNOTATION_WASM_VARIANT, config.wasmVariant);
+
+  // 2. Event scaling through the Afterlife scaler, when asked for.
+  const scaling = objectLabels[LABEL_SCALING] ?? objectAnnotations[LABEL_SCALING];
+  if (scaling === SCALING_EVENTS) {
+    const name = typeof objectMeta.name === 'string' ? objectMeta.name : '';
+    const fnName = kind === 'Configuration' ? (objectLabels[LABEL_KNATIVE_SERVICE] ?? name) : name;
+    if (fnName === '' || namespace === '') {
+      warnings.push('afterlife: event scaling needs metadata.name and a namespace; autoscaling annotations not added');
+    } else {
+      const rawTarget = objectAnnotations[ANNOTATION_TARGET_VALUE];
+      let target = config.defaultTargetValue;
+      if (rawTarget !== undefined) {
+        if (!/^\d+$/.test(rawTarget) || Number(rawTarget) < 1) {
+          throw new Denial(
+            'bad-target-value',
+            `${what}: annotation ${ANNOTATION_TARGET_VALUE} must be a whole number >= 1, got "${truncate(rawTarget)}"`,
+          );
+        }
+        target = Number(rawTarget);
+      }
+      wantAnnotation(ANNOTATION_AUTOSCALING_CLASS, HPA_CLASS);
+      wantAnnotation(ANNOTATION_MIN_SCALE, '0', MIN_SCALE_ALIASES);
+      wantAnnotation(
+        ANNOTATION_SCALED_OBJECT_OVERRIDE,
+        scaledObjectOverride(config.scalerAddress, `${namespace}/${fnName}`, target),
+      );
+    }
+  } else if (scaling !== undefined) {
+    warnings.push(
+      `afterlife: ${LABEL_SCALING}="${truncate(scaling)}" is not "${SCALING_EVENTS}"; Knative's own autoscaling applies`,
+    );
+  }
+
+  // 3. The RuntimeClass, the way this Knative installation accepts it.
+  let setRuntimeClass = false;
+  const existing = podSpec?.runtimeClassName;
+  if (existing !== undefined && existing !== null && existing !== '') {
+    if (existing !== config.runtimeClass) {
+      warnings.push(
+        `afterlife: kept spec.template.spec.runtimeClassName="${truncate(String(existing))}"; Wasm needs "${config.runtimeClass}"`,
+      );
+    } else if (!runtimeClassFieldAllowed(features) && features.synced) {
+      warnings.push(
+        `afterlife: Knative rejects runtimeClassName while ${CONFIG_FEATURES} ${RUNTIME_CLASS_FLAG} is disabled; see ${enableFlagCommand(config.knativeNamespace)}`,
+      );
+    }
+  } else if (!features.synced) {
+    throw new Denial(
+      'knative-config-not-synced',
+      `${what}: the webhook has not read Knative's ${CONFIG_FEATURES}/${CONFIG_DEPLOYMENT} ConfigMaps yet; retry shortly`,
+    );
+  } else if (runtimeClassFieldAllowed(features)) {
+    setRuntimeClass = true;
+  } else {
+    routeThroughDeploymentConfig(what, config, features, labels, addLabels);
+  }
+
+  // Build the smallest patch that adds exactly what is missing.
+  const ops: JsonPatchOperation[] = [];
+  const metaAdditions: Record<string, Record<string, string>> = {};
+  if (Object.keys(addAnnotations).length > 0) metaAdditions.annotations = addAnnotations;
+  if (Object.keys(addLabels).length > 0) metaAdditions.labels = addLabels;
+  if (Object.keys(metaAdditions).length > 0) {
+    if (templateMeta === undefined) {
+      ops.push({ op: 'add', path: '/spec/template/metadata', value: metaAdditions });
+    } else {
+      for (const [field, additions] of Object.entries(metaAdditions)) {
+        if (!isRecord(templateMeta[field])) {
+          ops.push({ op: 'add', path: `/spec/template/metadata/${field}`, value: additions });
+          continue;
+        }
+        for (const [key, value] of Object.entries(additions)) {
+          ops.push({ op: 'add', path: `/spec/template/metadata/${field}/${pointerToken(key)}`, value });
+        }
+      }
+    }
+  }
+  if (setRuntimeClass) {
+    if (podSpec === undefined) {
+      ops.push({ op: 'add', path: '/spec/template/spec', value: { runtimeClassName: config.runtimeClass } });
+    } else {
+      ops.push({ op: 'add', path: '/spec/template/spec/runtimeClassName', value: config.runtimeClass });
+    }
+  }
+  return ops;
+}
+
+/** Knative >= 1.15 route: label the revision so `config-deployment` `runtime-class-name` selects our class. */
+function routeThroughDeploymentConfig(
+  what: string,
+  config: Readonly<MutationConfig>,
+  features: KnativeFeatures,
+  labels: Readonly<Record<string, string>>,
+  addLabels: Record<string, string>,
+): void {
+  const entry = features.runtimeClassNames.get(config.runtimeClass);
+  const enable = `Enable the flag with: ${enableFlagCommand(config.knativeNamespace)}`;
+  if (entry === undefined) {
+    const broken =
+      features.runtimeClassNamesError === undefined
+        ? ''
+        : ` (${CONFIG_DEPLOYMENT} ${RUNTIME_CLASS_NAME_KEY} is invalid: ${features.runtimeClassNamesError})`;
+    throw new Denial(
+      'runtimeclass-flag-disabled',
+      `${what}: Knative Serving rejects spec.template.spec.runtimeClassName because ${CONFIG_FEATURES} key ${RUNTIME_CLASS_FLAG} is not "enabled" in namespace ${config.knativeNamespace}${broken}. ${enable} (or, on Knative >= 1.15, map "${config.runtimeClass}" to a revision label selector in ${CONFIG_DEPLOYMENT} key ${RUNTIME_CLASS_NAME_KEY})`,
+    );
+  }
+  const merged: Record<string, string> = { ...labels };
+  for (const [key, value] of Object.entries(entry.selector ?? {})) {
+    const current = labels[key];
+    if (current !== undefined && current !== value) {
+      throw new Denial(
+        'runtimeclass-selector-conflict',
+        `${what}: ${CONFIG_DEPLOYMENT} ${RUNTIME_CLASS_NAME_KEY} selects "${config.runtimeClass}" by template label ${key}="${value}", but the template has ${key}="${truncate(current)}". Remove that label or ${enable}`,
+      );
+    }
+    merged[key] = value;
+    if (current === undefined) addLabels[key] = value;
+  }
+  const chosen = knativeRuntimeClassFor(features.runtimeClassNames, merged);
+  if (chosen !== config.runtimeClass) {
+    throw new Denial(
+      'runtimeclass-selector-shadowed',
+      `${what}: ${CONFIG_DEPLOYMENT} ${RUNTIME_CLASS_NAME_KEY} would give this revision RuntimeClass "${chosen ?? '(none)'}" (a more specific selector wins). Make the "${config.runtimeClass}" selector more specific or ${enable}`,
+    );
+  }
+}
+
+function truncate(text: string, max = 60): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
