@@ -1,24 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { STATE_DIR_ENV, TEST_KUBECONFIG_ENV, useCluster } from '@afterlife/devcluster/testing';
+import { useCluster } from '@afterlife/devcluster/testing';
 import { admit } from '../src/admit.ts';
 import { type InspectionResult, RegistryImageInspector } from '../src/image.ts';
 import { admissionReview, CONFIG, FLAG_ON, knativeService } from './fixtures.ts';
 
 const run = promisify(execFile);
-const clusterAvailable =
-  process.env.AFTERLIFE_WEBHOOK_CLUSTER_TESTS === '1' ||
-  process.env[STATE_DIR_ENV] !== undefined ||
-  process.env[TEST_KUBECONFIG_ENV] !== undefined ||
-  existsSync('/tmp/afterlife-devcluster-ready');
 
-(clusterAvailable ? describe : describe.skip)('Wasm image detection against the real OCI registry', function () {
+describe('Wasm image detection against the real OCI registry', function () {
   this.timeout(120_000);
   const cluster = useCluster({ namespacePrefix: 'webhook-reg' });
   const repo = `afterlife-webhook-it-${randomBytes(3).toString('hex')}`;
