@@ -8,6 +8,7 @@ import { CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client
 import { stringify } from 'yaml';
 import { binaryPath, ensureComponent } from './binaries.ts';
 import { AfterlifeClusterError } from './cluster-error.ts';
+import { startKnativeServing } from './knative.ts';
 import { applyObjects, readManifests } from './kube.ts';
 import { fenceCidr } from './netns.ts';
 import { type Component, cacheDir, readVersions, type Versions } from './paths.ts';
@@ -27,6 +28,8 @@ export interface DevClusterOptions {
   readonly keda?: boolean;
   /** Install Knative Serving CRDs and ConfigMaps (default true). */
   readonly knative?: boolean;
+  /** Also run Knative Serving's webhook, controller and HPA-class autoscaler (default false; needs root). */
+  readonly knativeControllers?: boolean;
   /** Run a local OCI registry (default true). */
   readonly registry?: boolean;
   /** Fixed kube-apiserver port (default: a free port). */
@@ -270,6 +273,8 @@ class Starter {
     const components: Component[] = ['kubernetes', 'etcd', 'kwok'];
     if (keda) components.push('keda');
     if (knative) components.push('knative-config');
+    const knativeControllers = knative && (options.knativeControllers ?? false);
+    if (knativeControllers) components.push('knative', 'knative-networking', 'knative-hpa');
     if (registry) components.push('registry', 'oras');
     components.push('helm');
 
@@ -554,6 +559,25 @@ class Starter {
           async () => ((await apiServiceAvailable(kubeConfig)) ? true : undefined),
           this.#waitOptions(),
         );
+      });
+    }
+
+    if (knativeControllers) {
+      await this.#timed('knative-controllers', async () => {
+        const serving = await startKnativeServing({
+          kubeConfig,
+          kubeconfigPath: kubeconfig,
+          stateDir: this.#stateDir,
+          logDir: this.#logDir,
+          binDir: dirs.knative ?? '',
+          configDir: join(dirs.knative ?? '', 'config'),
+          networkingDir: dirs['knative-networking'] ?? '',
+          hpaBinDir: dirs['knative-hpa'] ?? '',
+          ...(registryAddress ? { registry: registryAddress } : {}),
+          ...(this.#log ? { logger: this.#log } : {}),
+          timeoutMs: this.#readyTimeoutMs,
+        });
+        this.#processes.push(...serving.processes);
       });
     }
 

@@ -20,7 +20,7 @@ import { STATE_DIR_ENV } from './testing.ts';
 const USAGE = `afterlife-devcluster — a real local Kubernetes control plane
 
 Usage:
-  afterlife-devcluster up [--name N] [--nodes N] [--api-port P] [--no-keda] [--no-knative]
+  afterlife-devcluster up [--name N] [--nodes N] [--api-port P] [--no-keda] [--no-knative] [--knative-controllers]
   afterlife-devcluster down [--name N]
   afterlife-devcluster status [--name N]
   afterlife-devcluster env [--name N]          prints export lines for KUBECONFIG etc.
@@ -59,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
       'api-port': { type: 'string' },
       'no-keda': { type: 'boolean' },
       'no-knative': { type: 'boolean' },
+      'knative-controllers': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -80,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
     logger,
     keda: !values['no-keda'],
     knative: !values['no-knative'],
+    knativeControllers: values['knative-controllers'] ?? false,
     ...(values.nodes === undefined ? {} : { nodes: number('nodes', values.nodes) ?? 2 }),
     ...(values['api-port'] === undefined ? {} : { apiServerPort: number('api-port', values['api-port']) ?? 0 }),
   };

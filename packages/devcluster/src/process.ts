@@ -93,8 +93,15 @@ export class ManagedProcess {
     if (this.#exit !== undefined) return;
     killGroup(this.pid, 'SIGTERM');
     const timer = setTimeout(() => killGroup(this.pid, 'SIGKILL'), graceMs);
-    await this.exited;
-    clearTimeout(timer);
+    // The child is unref'd; hold the event loop open until its exit is seen, or Node could end
+    // mid-teardown once the SIGKILL timer has fired and leave later processes running.
+    const keepAlive = setInterval(() => undefined, 1000);
+    try {
+      await this.exited;
+    } finally {
+      clearTimeout(timer);
+      clearInterval(keepAlive);
+    }
   }
 }
 
