@@ -1,4 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type EventOutcome,
+  type KnativeTemplate,
+  materializeRevision,
+  percentile,
+  type ScaledObjectOverride,
+  sendBurst,
+  sendEvent,
+  startLocalAfterlife,
+} from '@afterlife/conformance';
 import { AfterlifeError, type Logger } from '@afterlife/core';
 import { applyObjects } from '@afterlife/devcluster';
 import {
@@ -8,15 +18,7 @@ import {
   RUNTIME_WASMEDGE,
   SCALING_EVENTS,
 } from '@afterlife/webhook';
-import {
-  AppsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
-import { type EventOutcome, percentile, sendBurst, sendEvent } from './load.ts';
-import { startLocalAfterlife } from './local.ts';
+import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { type DemoReport, type PhaseSpan, type Sample, summarize, writeReport } from './report.ts';
 
 export interface DemoOptions {
@@ -100,7 +102,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 
     // What Knative's controller and autoscaler-keda do for the revision: a Deployment from the
     // (mutated) template, a Service over it, and a ScaledObject from the override annotation.
-    await materializeRevision(kubeConfig, template, JSON.parse(override) as ScaledObjectOverride, profile);
+    await materializeRevision(kubeConfig, {
+      namespace: NAMESPACE,
+      name: FUNCTION,
+      template,
+      override: JSON.parse(override) as ScaledObjectOverride,
+      cooldownSeconds: profile.cooldownSeconds,
+    });
 
     // Sampling: replicas from the API, held/in-flight/delivered from the gateway.
     const samples: Sample[] = [];
@@ -255,80 +263,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   }
 }
 
-const ms = (value: number): string => (Number.isFinite(value) ? `${value.toFixed(0)}ms` : '-');
-
-interface KnativeTemplate {
-  metadata?: { annotations?: Record<string, string>; labels?: Record<string, string> };
-  spec: { runtimeClassName?: string; containers: Array<Record<string, unknown>> };
-}
 interface KnativeService {
   spec: { template: KnativeTemplate };
 }
-interface ScaledObjectOverride {
-  spec: { minReplicaCount?: number; triggers: Array<{ type: string; metadata: Record<string, string> }> };
-}
 
-export async function materializeRevision(
-  kubeConfig: KubeConfig,
-  template: KnativeTemplate,
-  override: ScaledObjectOverride,
-  profile: Profile,
-): Promise<void> {
-  const labels = { app: FUNCTION, 'serving.knative.dev/service': FUNCTION };
-  await applyObjects(kubeConfig, [
-    {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: FUNCTION, namespace: NAMESPACE, labels },
-      spec: {
-        replicas: 0,
-        selector: { matchLabels: { app: FUNCTION } },
-        template: {
-          metadata: { labels, annotations: template.metadata?.annotations ?? {} },
-          spec: {
-            ...template.spec,
-            containers: template.spec.containers.map((container, index) => ({
-              name: `user-container-${index}`,
-              ...container,
-              ports: [{ name: 'http', containerPort: 8080 }],
-            })),
-          },
-        },
-      },
-    } as KubernetesObject,
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: FUNCTION, namespace: NAMESPACE, labels },
-      spec: { selector: { app: FUNCTION }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
-    } as KubernetesObject,
-    {
-      apiVersion: 'keda.sh/v1alpha1',
-      kind: 'ScaledObject',
-      metadata: { name: FUNCTION, namespace: NAMESPACE },
-      spec: {
-        ...override.spec,
-        scaleTargetRef: { name: FUNCTION },
-        pollingInterval: 1,
-        cooldownPeriod: profile.cooldownSeconds,
-        maxReplicaCount: 4,
-        advanced: {
-          horizontalPodAutoscalerConfig: {
-            behavior: {
-              scaleDown: {
-                stabilizationWindowSeconds: 5,
-                policies: [{ type: 'Percent', value: 100, periodSeconds: 5 }],
-              },
-              scaleUp: { stabilizationWindowSeconds: 0, policies: [{ type: 'Pods', value: 4, periodSeconds: 5 }] },
-            },
-          },
-        },
-      },
-    } as KubernetesObject,
-  ]);
-  // The Service object exists before events flow, so the gateway knows the function.
-  await kubeConfig.makeApiClient(CoreV1Api).readNamespacedService({ name: FUNCTION, namespace: NAMESPACE });
-}
+const ms = (value: number): string => (Number.isFinite(value) ? `${value.toFixed(0)}ms` : '-');
 
 /** Mean bound → ready time of the Wasm pods the node started, from its histogram. */
 async function wasmColdStarts(metricsUrl: string): Promise<number[]> {

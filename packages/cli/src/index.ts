@@ -1,6 +1,4 @@
-export { type DemoOptions, materializeRevision, runDemo } from './demo.ts';
-export { type EventOutcome, type LoadTarget, percentile, sendBurst, sendEvent } from './load.ts';
-export { type LocalAfterlife, type LocalAfterlifeOptions, type LocalPorts, startLocalAfterlife } from './local.ts';
+export { type DemoOptions, runDemo } from './demo.ts';
 export {
   type DemoReport,
   type DemoSummary,

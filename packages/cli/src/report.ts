@@ -1,7 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { EventOutcome } from './load.ts';
-import { percentile } from './load.ts';
+import { type EventOutcome, percentile } from '@afterlife/conformance';
 
 export interface Sample {
   /** ms since the demo started. */

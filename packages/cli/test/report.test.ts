@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { percentile, renderHtml, summarize } from '../src/index.ts';
+import { percentile } from '@afterlife/conformance';
+import { renderHtml, summarize } from '../src/index.ts';
 
 describe('demo report', () => {
   const samples = [

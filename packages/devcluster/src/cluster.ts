@@ -139,13 +139,18 @@ interface Pki {
  * ConfigMaps, and an OCI registry. Every binary is built from the Go module proxy and cached.
  */
 export class DevCluster {
-  readonly state: DevClusterState;
+  #state: DevClusterState;
   readonly #processes: ManagedProcess[];
   #stopped = false;
 
   private constructor(state: DevClusterState, processes: ManagedProcess[]) {
-    this.state = state;
+    this.#state = state;
     this.#processes = processes;
+  }
+
+  /** Ports, pids, kubeconfig, registry, binaries and start-up timings of this cluster. */
+  get state(): DevClusterState {
+    return this.#state;
   }
 
   get kubeconfigPath(): string {
@@ -180,6 +185,17 @@ export class DevCluster {
     this.#stopped = true;
     for (const process of [...this.#processes].reverse()) await process.stop();
     await rm(this.state.stateDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Makes a process started next to the cluster (a component under test) part of it: recorded in
+   * the state file, so `down` and the orphan reaper end it too, and stopped by `stop()` before
+   * the control plane.
+   */
+  async adopt(process: ManagedProcess): Promise<void> {
+    this.#processes.push(process);
+    this.#state = { ...this.#state, pids: { ...this.#state.pids, [process.spec.name]: process.pid } };
+    await writeFile(join(this.#state.stateDir, STATE_FILE), `${JSON.stringify(this.#state, null, 2)}\n`);
   }
 
   /** Last-resort synchronous kill for process 'exit' handlers. */

@@ -19,7 +19,9 @@ export class TestTally {
   }
 
   #line(line: string): void {
-    const match = /(?:^|\s)(\d+) (passing|failing|pending)(?:\s|$|\()/.exec(line);
+    // Only mocha's own summary lines (indented count first); output a test echoes from a nested
+    // run is prefixed and so is not counted twice.
+    const match = /^\s*(\d+) (passing|failing|pending)(?:\s|$|\()/.exec(line);
     if (!match) return;
     const count = Number(match[1]);
     this.#seen = true;

@@ -479,7 +479,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
           this.#scheduleEjectEnd(state);
           this.#logger?.warn(
             { function: state.key, endpoint: endpoint.key, err: errorMessage(error), eventId: job.message.id },
-            'endpoint refused the connection; retrying the event elsewhere',
+            'the event did not reach the endpoint (connection refused or a stale keep-alive connection); retrying it',
           );
           const urgent = this.#hold(state, job, at, true);
           if (urgent) this.emit('counts', true);

@@ -33,7 +33,7 @@ export class GatewayError extends AfterlifeError {
   }
 }
 
-/** A delivery attempt failed; `safeToRetry` when not one byte reached the function (connection refused). */
+/** A delivery attempt failed; `safeToRetry` when the event cannot have reached the function (connection refused, or a reset of a reused keep-alive socket before any reply). */
 export class TransportError extends AfterlifeError {
   readonly safeToRetry: boolean;
 

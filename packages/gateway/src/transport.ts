@@ -30,6 +30,13 @@ const HOP_BY_HOP = new Set([
 
 /** Errors raised while connecting: nothing was written, so another endpoint may be tried. */
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+/**
+ * A pooled keep-alive socket that the function closed as idle (it is scaling down, or its idle
+ * timeout fired) just as we reused it: the reset comes before any reply, and the function
+ * closed the connection because it had no request on it, so the event was not taken.
+ * Node documents retrying exactly this case (`request.reusedSocket`).
+ */
+const STALE_KEEPALIVE_ERRORS = new Set(['ECONNRESET', 'EPIPE']);
 
 /** HTTP/1.1 delivery with keep-alive connections, `POST /` like Knative's queue-proxy expects. */
 export class HttpTransport implements Transport {
@@ -38,6 +45,7 @@ export class HttpTransport implements Transport {
   send(endpoint: Endpoint, message: EventMessage, signal: AbortSignal): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
       let connected = false;
+      let answered = false;
       const headers: Record<string, string | number> = { ...message.headers, 'content-length': message.body.length };
       const req = request({
         host: endpoint.ip,
@@ -57,7 +65,9 @@ export class HttpTransport implements Transport {
           reject(new TransportError('DELIVERY_ABORTED', `delivery aborted: ${errorMessage(signal.reason)}`, false));
           return;
         }
-        const safe = !connected && CONNECT_ERRORS.has(error.code ?? '');
+        const code = error.code ?? '';
+        const staleKeepAlive = req.reusedSocket && !answered && STALE_KEEPALIVE_ERRORS.has(code);
+        const safe = (!connected && CONNECT_ERRORS.has(code)) || staleKeepAlive;
         reject(
           new TransportError(error.code ?? 'DELIVERY_ERROR', `delivery failed: ${error.message}`, safe, {
             cause: error,
@@ -65,6 +75,7 @@ export class HttpTransport implements Transport {
         );
       });
       req.on('response', (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('error', () => undefined); // surfaces through req 'error' / 'aborted'

@@ -9,15 +9,17 @@ import {
   freePort,
   httpProbe,
   issueCertificate,
-  type ManagedProcess,
   reapOrphanClusters,
   reapOrphanNetns,
   waitFor,
 } from '@afterlife/devcluster';
-import { pushEchoImage, wasmRuntimeClass } from '@afterlife/wasm-node';
 import { LABEL_RUNTIME, RUNTIME_WASMEDGE } from '@afterlife/webhook';
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { startComponent } from './components.ts';
+
+// Loaded on use: importing it pulls in node:wasi, whose experimental warning every `afterlife`
+// command (doctor, conformance against a cluster) would print otherwise.
+const wasmNode = () => import('@afterlife/wasm-node');
 
 export interface LocalAfterlifeOptions {
   /** Names the cluster (and its state directory). */
@@ -70,11 +72,8 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
   await reapOrphanNetns();
   print('▸ starting the local control plane (etcd, kube-apiserver, controllers, kwok, KEDA, registry)…');
   const cluster = await DevCluster.start({ name: options.name, logger });
-  const processes: ManagedProcess[] = [];
-  const stop = async (): Promise<void> => {
-    for (const component of [...processes].reverse()) await component.stop();
-    await cluster.stop();
-  };
+  // Components are adopted by the cluster: `stop()`, `down` and the orphan reaper end them too.
+  const stop = (): Promise<void> => cluster.stop();
   try {
     print(`  ready in ${(clock() / 1000).toFixed(1)}s — kubeconfig ${cluster.kubeconfigPath}`);
     const kubeConfig = cluster.kubeConfig();
@@ -89,7 +88,7 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
         metadata: { name: 'config-features', namespace: 'knative-serving' },
         data: { 'kubernetes.podspec-runtimeclassname': 'enabled' },
       } as KubernetesObject,
-      wasmRuntimeClass() as KubernetesObject,
+      (await wasmNode()).wasmRuntimeClass() as KubernetesObject,
     ]);
 
     print('▸ starting Afterlife: webhook, gateway, scaler, wasm-node…');
@@ -110,64 +109,63 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
       wasmNodeMetrics: await freePort(),
     };
     const common = { KUBECONFIG: cluster.kubeconfigPath };
-    processes.push(
-      await startComponent(
-        'afterlife-scaler',
-        '@afterlife/scaler',
-        {
-          ...common,
-          AFTERLIFE_SCALER_HOST: '127.0.0.1',
-          AFTERLIFE_SCALER_PORT: String(ports.scaler),
-          AFTERLIFE_SCALER_METRICS_PORT: String(ports.scalerMetrics),
-          AFTERLIFE_SCALER_GATEWAY_URLS: `http://127.0.0.1:${ports.gatewayAdmin}`,
-        },
-        logDir,
-      ),
-      await startComponent(
-        'afterlife-gateway',
-        '@afterlife/gateway',
-        {
-          ...common,
-          AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
-          AFTERLIFE_GATEWAY_PORT: String(ports.gateway),
-          AFTERLIFE_GATEWAY_ADMIN_PORT: String(ports.gatewayAdmin),
-          AFTERLIFE_GATEWAY_ID: 'demo-gateway-0',
-          AFTERLIFE_GATEWAY_COLD_START_TIMEOUT: '90s',
-          AFTERLIFE_GATEWAY_PENDING_LIMIT: '5000',
-        },
-        logDir,
-      ),
-      await startComponent(
-        'afterlife-webhook',
-        '@afterlife/webhook',
-        {
-          ...common,
-          AFTERLIFE_WEBHOOK_BIND_ADDRESS: '127.0.0.1',
-          AFTERLIFE_WEBHOOK_PORT: String(ports.webhook),
-          AFTERLIFE_WEBHOOK_TLS_CERT_FILE: tls.certFile,
-          AFTERLIFE_WEBHOOK_TLS_KEY_FILE: tls.keyFile,
-          AFTERLIFE_WEBHOOK_SCALER_ADDRESS: `127.0.0.1:${ports.scaler}`,
-        },
-        logDir,
-      ),
-      await startComponent(
-        'afterlife-wasm-node',
-        '@afterlife/wasm-node',
-        {
-          AFTERLIFE_WASM_NODE_KUBECONFIG: cluster.kubeconfigPath,
-          AFTERLIFE_WASM_NODE_NAME: wasmNodeName,
-          AFTERLIFE_WASM_NODE_METRICS_HOST: '127.0.0.1',
-          AFTERLIFE_WASM_NODE_METRICS_PORT: String(ports.wasmNodeMetrics),
-          AFTERLIFE_WASM_NODE_REGISTRIES: registry,
-          AFTERLIFE_WASM_NODE_DELETE_ON_EXIT: 'true',
-        },
-        logDir,
-      ),
-    );
-    const guard = () => {
-      cluster.assertHealthy();
-      for (const component of processes) component.assertRunning();
+    // Each component is adopted as soon as it starts, so a failure further on still ends it.
+    const start = async (...args: Parameters<typeof startComponent>): Promise<void> => {
+      await cluster.adopt(await startComponent(...args));
     };
+    await start(
+      'afterlife-scaler',
+      '@afterlife/scaler',
+      {
+        ...common,
+        AFTERLIFE_SCALER_HOST: '127.0.0.1',
+        AFTERLIFE_SCALER_PORT: String(ports.scaler),
+        AFTERLIFE_SCALER_METRICS_PORT: String(ports.scalerMetrics),
+        AFTERLIFE_SCALER_GATEWAY_URLS: `http://127.0.0.1:${ports.gatewayAdmin}`,
+      },
+      logDir,
+    );
+    await start(
+      'afterlife-gateway',
+      '@afterlife/gateway',
+      {
+        ...common,
+        AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
+        AFTERLIFE_GATEWAY_PORT: String(ports.gateway),
+        AFTERLIFE_GATEWAY_ADMIN_PORT: String(ports.gatewayAdmin),
+        AFTERLIFE_GATEWAY_ID: 'demo-gateway-0',
+        AFTERLIFE_GATEWAY_COLD_START_TIMEOUT: '90s',
+        AFTERLIFE_GATEWAY_PENDING_LIMIT: '5000',
+      },
+      logDir,
+    );
+    await start(
+      'afterlife-webhook',
+      '@afterlife/webhook',
+      {
+        ...common,
+        AFTERLIFE_WEBHOOK_BIND_ADDRESS: '127.0.0.1',
+        AFTERLIFE_WEBHOOK_PORT: String(ports.webhook),
+        AFTERLIFE_WEBHOOK_TLS_CERT_FILE: tls.certFile,
+        AFTERLIFE_WEBHOOK_TLS_KEY_FILE: tls.keyFile,
+        AFTERLIFE_WEBHOOK_SCALER_ADDRESS: `127.0.0.1:${ports.scaler}`,
+      },
+      logDir,
+    );
+    await start(
+      'afterlife-wasm-node',
+      '@afterlife/wasm-node',
+      {
+        AFTERLIFE_WASM_NODE_KUBECONFIG: cluster.kubeconfigPath,
+        AFTERLIFE_WASM_NODE_NAME: wasmNodeName,
+        AFTERLIFE_WASM_NODE_METRICS_HOST: '127.0.0.1',
+        AFTERLIFE_WASM_NODE_METRICS_PORT: String(ports.wasmNodeMetrics),
+        AFTERLIFE_WASM_NODE_REGISTRIES: registry,
+        AFTERLIFE_WASM_NODE_DELETE_ON_EXIT: 'true',
+      },
+      logDir,
+    );
+    const guard = () => cluster.assertHealthy();
     const wait = { timeoutMs: 60_000, intervalMs: 200, guard };
     await waitFor('scaler /readyz', () => httpProbe(`http://127.0.0.1:${ports.scalerMetrics}/readyz`), wait);
     await waitFor('gateway /readyz', () => httpProbe(`http://127.0.0.1:${ports.gatewayAdmin}/readyz`), wait);
@@ -177,7 +175,7 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
     print(`  components ready at ${(clock() / 1000).toFixed(1)}s (logs: ${logDir})`);
 
     print('▸ building the reference Wasm function (Go → wasip1) and pushing it as an OCI image…');
-    const image = await pushEchoImage(registry);
+    const image = await (await wasmNode()).pushEchoImage(registry);
     print(`  ${image.reference}`);
 
     await applyObjects(kubeConfig, [

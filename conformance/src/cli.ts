@@ -1,0 +1,138 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AfterlifeError, createLogger } from '@afterlife/core';
+import { PROFILES, withLoad } from './profile.ts';
+import { startConformance } from './runner.ts';
+
+const USAGE = `afterlife-conformance — prove Afterlife scale-to-zero Wasm functions on a cluster
+
+Usage:
+  afterlife-conformance [--kubeconfig P] [--context C] [--local] [--keep]
+                        [--workload-image IMG] [--profile short|full] [--report-dir DIR]
+                        [--gateway-url URL] [--gateway-admin-url URL] [--scaler-address HOST:PORT]
+                        [--namespace-prefix P] [--load-rate N] [--load-duration S]
+                        [--load-concurrency N] [--expected-replicas N]
+
+  --local               start a local devcluster with Afterlife and run against it
+  --gateway-url         the gateway's event port as reachable from here (required on a cluster;
+                        e.g. kubectl -n afterlife-system port-forward svc/afterlife-gateway 8080:80)
+  --gateway-admin-url   the gateway's admin port (/readyz, /v1/counts), optional
+  --keep                keep the test namespace (and the local stack) for debugging
+Exit code: 0 all passed, 1 a check or scenario failed, 2 usage error.
+`;
+
+function positive(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new AfterlifeError('USAGE', `--${name} must be a positive number, got "${value}"`);
+  return n;
+}
+
+/** Runs the suite as the `afterlife-conformance` / `afterlife conformance` command; returns the exit code. */
+export async function runConformanceCli(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      local: { type: 'boolean' },
+      keep: { type: 'boolean' },
+      'workload-image': { type: 'string' },
+      profile: { type: 'string' },
+      'report-dir': { type: 'string' },
+      'gateway-url': { type: 'string' },
+      'gateway-admin-url': { type: 'string' },
+      'scaler-address': { type: 'string' },
+      'namespace-prefix': { type: 'string' },
+      'load-rate': { type: 'string' },
+      'load-duration': { type: 'string' },
+      'load-concurrency': { type: 'string' },
+      'expected-replicas': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  if (values.help) {
+    print(USAGE);
+    return 0;
+  }
+  const profileName = values.profile ?? 'short';
+  if (profileName !== 'short' && profileName !== 'full') {
+    throw new AfterlifeError('USAGE', `--profile must be short or full, got "${profileName}"`);
+  }
+  const profile = withLoad(PROFILES[profileName], {
+    ratePerSecond: positive('load-rate', values['load-rate']),
+    durationSeconds: positive('load-duration', values['load-duration']),
+    concurrency: positive('load-concurrency', values['load-concurrency']),
+    expectedReplicas: positive('expected-replicas', values['expected-replicas']),
+  });
+  const logger = createLogger('conformance', { level: process.env.AFTERLIFE_LOG_LEVEL === 'debug' ? 'debug' : 'warn' });
+  const run = startConformance({
+    local: values.local ?? false,
+    keep: values.keep ?? false,
+    profile,
+    reportDir: resolve(values['report-dir'] ?? 'conformance-report'),
+    namespacePrefix: values['namespace-prefix'] ?? 'afterlife-conformance',
+    logger,
+    print,
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    ...(values.context ? { context: values.context } : {}),
+    ...(values['workload-image'] ? { workloadImage: values['workload-image'] } : {}),
+    ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
+    ...(values['gateway-admin-url'] ? { gatewayAdminUrl: values['gateway-admin-url'] } : {}),
+    ...(values['scaler-address'] ? { scalerAddress: values['scaler-address'] } : {}),
+  });
+  let interrupted = false;
+  let markCancelled = () => {};
+  const cancelled = new Promise<void>((resolve) => {
+    markCancelled = resolve;
+  });
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    print('\ninterrupted: cleaning up…');
+    void run.cancel().finally(markCancelled);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // Whichever comes first: the run's end, or the end of the clean-up after Ctrl-C (a test in
+  // flight may still be polling a stack that is gone).
+  const outcome = await Promise.race([
+    run.done.then(
+      (value) => ({ value, error: undefined }),
+      (error: unknown) => ({ value: undefined, error }),
+    ),
+    cancelled.then(() => ({ value: undefined, error: undefined })),
+  ]);
+  if (interrupted) {
+    await cancelled;
+    return 130;
+  }
+  if (outcome.error !== undefined || !outcome.value) throw outcome.error;
+  const { result, files } = outcome.value;
+  const c = result.counts;
+  print('');
+  print(
+    `${result.passed ? '✔ PASSED' : '✘ FAILED'}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped of ${c.tests}`,
+  );
+  print(`  JUnit ${files.junit}\n  JSON  ${files.json}\n  HTML  ${files.html}`);
+  const kept = run.keptKubeconfig();
+  if (kept) {
+    print(`--keep: the local stack keeps running (KUBECONFIG=${kept}); Ctrl-C stops it`);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    // Listeners stay registered until exit: with none left, a loader such as tsx re-raises the
+    // signal and the process dies before the stack is stopped.
+    // Signal listeners alone do not keep Node's event loop alive.
+    const keepAlive = setInterval(() => {}, 60_000);
+    await new Promise<void>((resolve) => {
+      process.on('SIGINT', () => resolve());
+      process.on('SIGTERM', () => resolve());
+    });
+    clearInterval(keepAlive);
+    await run.stopKept();
+  }
+  return result.passed ? 0 : 1;
+}

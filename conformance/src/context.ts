@@ -1,0 +1,201 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { errorMessage, type Logger } from '@afterlife/core';
+import { AppsV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { EventOutcome } from './load.ts';
+import type { Profile } from './profile.ts';
+
+/** One replica sample of a Deployment under test (plus the gateway's held count when known). */
+export interface ReplicaSample {
+  /** ms since the run started. */
+  readonly t: number;
+  readonly deployment: string;
+  readonly desiredReplicas: number;
+  readonly readyReplicas: number;
+  readonly pending: number;
+}
+
+/** What one scenario measured, for the JSON and HTML reports. */
+export interface ScenarioRecord {
+  readonly id: string;
+  start: number;
+  end: number;
+  /** Deployment whose replicas the charts show. */
+  deployment: string;
+  readonly metrics: Record<string, number | string | boolean>;
+  readonly events: EventOutcome[];
+  /** Human-readable notes (also the JUnit system-out). */
+  readonly notes: string[];
+}
+
+/** The function the scenarios drive, once the injection scenario deployed it. */
+export interface FunctionUnderTest {
+  readonly namespace: string;
+  /** The Knative Service name (= the gateway's function name). */
+  readonly name: string;
+  /** The Deployment that runs its pods (Knative's `<svc>-00001-deployment`, or the local stand-in). */
+  readonly deployment: string;
+  /** `<gateway-url>/ns/<namespace>/fn/<name>`. */
+  readonly url: string;
+  /** The injected pod template (annotations, runtimeClassName) and scaler address from the override. */
+  readonly podAnnotations: Readonly<Record<string, string>>;
+  readonly scalerAddress: string;
+}
+
+export interface SuiteContext {
+  readonly kubeConfig: KubeConfig;
+  readonly local: boolean;
+  readonly namespace: string;
+  readonly gatewayUrl: string;
+  readonly gatewayAdminUrl: string | undefined;
+  readonly image: string;
+  readonly runtimeClassName: string;
+  readonly profile: Profile;
+  readonly logger: Logger;
+  readonly print: (line: string) => void;
+  /** ms since the run started. */
+  readonly clock: () => number;
+  readonly records: Map<string, ScenarioRecord>;
+  readonly samples: ReplicaSample[];
+  fn: FunctionUnderTest | undefined;
+  /** Deployments the sampler watches. */
+  readonly watched: Set<string>;
+}
+
+export function record(ctx: SuiteContext, id: string): ScenarioRecord {
+  const existing = ctx.records.get(id);
+  if (existing) return existing;
+  const created: ScenarioRecord = {
+    id,
+    start: ctx.clock(),
+    end: ctx.clock(),
+    deployment: ctx.fn?.deployment ?? '',
+    metrics: {},
+    events: [],
+    notes: [],
+  };
+  ctx.records.set(id, created);
+  return created;
+}
+
+export class WaitTimeoutError extends Error {
+  constructor(what: string, timeoutMs: number, lastState: string) {
+    super(`timed out after ${(timeoutMs / 1000).toFixed(0)}s waiting for ${what}; last observed: ${lastState}`);
+    this.name = 'WaitTimeoutError';
+  }
+}
+
+/**
+ * Bounded polling like KEDA's e2e helpers: `probe` returns `{ done, state }`; the last `state`
+ * is in the error when the deadline passes. A probe that throws counts as not done.
+ */
+export async function waitUntil(
+  what: string,
+  probe: () => Promise<{ done: boolean; state: string }>,
+  timeoutMs: number,
+  intervalMs = 250,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'never observed';
+  for (;;) {
+    try {
+      const { done, state } = await probe();
+      last = state;
+      if (done) return state;
+    } catch (error) {
+      last = `error: ${errorMessage(error)}`;
+    }
+    if (Date.now() >= deadline) throw new WaitTimeoutError(what, timeoutMs, last);
+    await sleep(intervalMs);
+  }
+}
+
+export interface ReplicaState {
+  readonly desired: number;
+  readonly ready: number;
+  readonly text: string;
+}
+
+export async function readReplicas(kubeConfig: KubeConfig, namespace: string, name: string): Promise<ReplicaState> {
+  const d = await kubeConfig.makeApiClient(AppsV1Api).readNamespacedDeployment({ name, namespace });
+  const desired = d.spec?.replicas ?? 0;
+  const ready = d.status?.readyReplicas ?? 0;
+  return { desired, ready, text: `deployment ${namespace}/${name} spec.replicas=${desired} ready=${ready}` };
+}
+
+/** Held (pending) events of a function on the gateway, or 0 when the admin API is not reachable. */
+async function gatewayPending(adminUrl: string | undefined, namespace: string): Promise<Map<string, number>> {
+  const result = new Map<string, number>();
+  if (!adminUrl) return result;
+  try {
+    const response = await fetch(new URL('/v1/counts', adminUrl), { signal: AbortSignal.timeout(2000) });
+    const body = (await response.json()) as { functions?: Array<{ namespace: string; name: string; pending: number }> };
+    for (const f of body.functions ?? []) if (f.namespace === namespace) result.set(f.name, f.pending);
+  } catch {
+    // Charts just lose the pending line.
+  }
+  return result;
+}
+
+/** Delivered count of a function on the gateway (undefined without the admin API). */
+export async function gatewayDelivered(ctx: SuiteContext, name: string): Promise<number | undefined> {
+  if (!ctx.gatewayAdminUrl) return undefined;
+  const response = await fetch(new URL('/v1/counts', ctx.gatewayAdminUrl), { signal: AbortSignal.timeout(2000) });
+  const body = (await response.json()) as {
+    functions?: Array<{ namespace: string; name: string; delivered: number }>;
+  };
+  return body.functions?.find((f) => f.namespace === ctx.namespace && f.name === name)?.delivered ?? 0;
+}
+
+/** Samples every watched Deployment's replicas every `intervalMs` until stopped. */
+export function startSampler(ctx: SuiteContext, intervalMs = 500): () => Promise<void> {
+  let running = true;
+  const apps = ctx.kubeConfig.makeApiClient(AppsV1Api);
+  const loop = (async () => {
+    while (running) {
+      const t = ctx.clock();
+      const pending = await gatewayPending(ctx.gatewayAdminUrl, ctx.namespace);
+      for (const deployment of ctx.watched) {
+        try {
+          const d = await apps.readNamespacedDeployment({ name: deployment, namespace: ctx.namespace });
+          const fnName = d.metadata?.labels?.['serving.knative.dev/service'] ?? deployment;
+          ctx.samples.push({
+            t,
+            deployment,
+            desiredReplicas: d.spec?.replicas ?? 0,
+            readyReplicas: d.status?.readyReplicas ?? 0,
+            pending: pending.get(fnName) ?? 0,
+          });
+        } catch (error) {
+          ctx.logger.debug({ err: errorMessage(error), deployment }, 'sample failed');
+        }
+      }
+      await sleep(intervalMs);
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+  };
+}
+
+/** The ScaledObject (KEDA) that targets a Deployment, if any. */
+export async function scaledObjectFor(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  deployment: string,
+): Promise<{ name: string; cooldownPeriod: number } | undefined> {
+  const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({
+    group: 'keda.sh',
+    version: 'v1alpha1',
+    namespace,
+    plural: 'scaledobjects',
+  })) as {
+    items?: Array<{
+      metadata?: { name?: string };
+      spec?: { scaleTargetRef?: { name?: string }; cooldownPeriod?: number };
+    }>;
+  };
+  const so = list.items?.find((item) => item.spec?.scaleTargetRef?.name === deployment);
+  if (!so) return undefined;
+  return { name: so.metadata?.name ?? '', cooldownPeriod: so.spec?.cooldownPeriod ?? 300 };
+}
