@@ -20,6 +20,8 @@ export {
 } from './preflight.ts';
 export { PROFILES, type Profile, withLoad } from './profile.ts';
 export {
+  type ChartPhase,
+  type ChartSeries,
   type ConformanceResult,
   type ReportFiles,
   renderConformanceHtml,

@@ -40,49 +40,77 @@ export interface ConformanceResult {
   readonly scenarios: readonly ScenarioReport[];
 }
 
-const W = 860;
-const H = 220;
-const P = { l: 48, r: 16, t: 16, b: 28 };
+const WIDTH = 900;
+const HEIGHT = 260;
+const PAD = { left: 50, right: 20, top: 20, bottom: 30 };
 
-/** A small inline-SVG line/dot chart (same style as the demo report's charts). */
+/** A named span of time shaded behind a chart (e.g. the demo's load phases). */
+export interface ChartPhase {
+  readonly name: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface ChartSeries {
+  readonly name: string;
+  readonly color: string;
+  readonly points: ReadonlyArray<readonly [number, number]>;
+  /** Points instead of a line (scatter). */
+  readonly dots?: boolean;
+}
+
+/**
+ * A line/scatter chart as inline SVG: no scripts, no external assets, renders anywhere.
+ * x is milliseconds, shown from the first phase or point.
+ */
 export function svgChart(
   title: string,
-  series: ReadonlyArray<{
-    name: string;
-    color: string;
-    points: ReadonlyArray<readonly [number, number]>;
-    dots?: boolean;
-  }>,
+  series: readonly ChartSeries[],
+  options: { id?: string; phases?: readonly ChartPhase[]; yLabel?: string } = {},
 ): string {
+  const phases = options.phases ?? [];
+  const yLabel = options.yLabel ?? '';
   const all = series.flatMap((s) => s.points);
   if (all.length === 0) return `<p class="empty">${escapeXml(title)}: no data</p>`;
-  const minX = Math.min(...all.map(([x]) => x));
-  const maxX = Math.max(minX + 1, ...all.map(([x]) => x));
+  // Time runs from the first phase (cluster start-up before it is not interesting).
+  const minX = Math.min(...phases.map((p) => p.start), ...all.map(([px]) => px));
+  const maxX = Math.max(minX + 1, ...all.map(([px]) => px), ...phases.map((p) => p.end));
   const maxY = Math.max(1, ...all.map(([, y]) => y)) * 1.1;
-  const x = (v: number) => P.l + ((v - minX) / (maxX - minX)) * (W - P.l - P.r);
-  const y = (v: number) => H - P.b - (v / maxY) * (H - P.t - P.b);
-  const grid = [0, 0.5, 1]
-    .map((f) => {
-      const v = (maxY / 1.1) * f;
-      return `<line x1="${P.l}" x2="${W - P.r}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#ddd"/><text x="${P.l - 4}" y="${(y(v) + 4).toFixed(1)}" font-size="10" text-anchor="end">${v >= 10 ? v.toFixed(0) : v.toFixed(1)}</text>`;
-    })
+  const x = (v: number) => PAD.left + ((v - minX) / (maxX - minX)) * (WIDTH - PAD.left - PAD.right);
+  const y = (v: number) => HEIGHT - PAD.bottom - (v / maxY) * (HEIGHT - PAD.top - PAD.bottom);
+  const phaseBands = phases
+    .map(
+      (p, i) =>
+        `<rect x="${x(p.start).toFixed(1)}" y="${PAD.top}" width="${Math.max(1, x(p.end) - x(p.start)).toFixed(1)}" height="${HEIGHT - PAD.top - PAD.bottom}" fill="${i % 2 ? '#f4f4f8' : '#eef4fb'}"/><text x="${(x(p.start) + 3).toFixed(1)}" y="${PAD.top + 12}" font-size="11" fill="#555">${escapeXml(p.name)}</text>`,
+    )
     .join('');
   const lines = series
-    .map((s) =>
-      s.dots
-        ? s.points
-            .map(([px, py]) => `<circle cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="2" fill="${s.color}"/>`)
-            .join('')
-        : `<path d="${s.points.map(([px, py], i) => `${i ? 'L' : 'M'}${x(px).toFixed(1)},${y(py).toFixed(1)}`).join('')}" fill="none" stroke="${s.color}" stroke-width="2"/>`,
-    )
+    .map((s) => {
+      if (s.dots) {
+        return s.points
+          .map(
+            ([px, py]) =>
+              `<circle class="point" cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="2" fill="${s.color}"/>`,
+          )
+          .join('');
+      }
+      const d = s.points.map(([px, py], i) => `${i ? 'L' : 'M'}${x(px).toFixed(1)},${y(py).toFixed(1)}`).join('');
+      return `<path class="series" d="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>`;
+    })
     .join('');
   const legend = series
     .map(
       (s, i) =>
-        `<rect x="${P.l + i * 150}" y="${H - 11}" width="9" height="9" fill="${s.color}"/><text x="${P.l + i * 150 + 13}" y="${H - 3}" font-size="11">${escapeXml(s.name)}</text>`,
+        `<rect x="${PAD.left + i * 150}" y="${HEIGHT - 12}" width="10" height="10" fill="${s.color}"/><text x="${PAD.left + i * 150 + 14}" y="${HEIGHT - 3}" font-size="11">${escapeXml(s.name)}</text>`,
     )
     .join('');
-  return `<figure><figcaption>${escapeXml(title)}</figcaption><svg class="chart" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${escapeXml(title)}">${grid}${lines}${legend}<text x="${W - P.r}" y="${H - P.b + 14}" font-size="10" text-anchor="end">${((maxX - minX) / 1000).toFixed(1)} s</text></svg></figure>`;
+  const ticks = [0, 0.25, 0.5, 0.75, 1]
+    .map((f) => {
+      const v = (maxY / 1.1) * f;
+      return `<text x="${PAD.left - 6}" y="${y(v) + 4}" font-size="10" text-anchor="end">${v >= 10 ? v.toFixed(0) : v.toFixed(1)}</text><line x1="${PAD.left}" x2="${WIDTH - PAD.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`;
+    })
+    .join('');
+  return `<figure><figcaption>${escapeXml(title)}</figcaption><svg${options.id ? ` id="${options.id}"` : ''} class="chart" xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${escapeXml(title)}">${phaseBands}${ticks}<text x="12" y="${PAD.top + 10}" font-size="10" transform="rotate(-90 12 ${PAD.top + 10})" text-anchor="end">${escapeXml(yLabel)}</text>${lines}${legend}<text x="${WIDTH - PAD.right}" y="${HEIGHT - PAD.bottom + 14}" font-size="10" text-anchor="end">seconds → ${((maxX - minX) / 1000).toFixed(0)}</text></svg></figure>`;
 }
 
 function scenarioHtml(s: ScenarioReport): string {

@@ -29,7 +29,7 @@ function runCli(
     const collect = (chunk: Buffer) => {
       output += chunk.toString();
       // Echoed for the CI log, marked so the nested run's own summary is not counted as ours.
-      process.stdout.write(chunk.toString().replace(/^/gm, '    [child] '));
+      process.stdout.write(chunk.toString().replace(/^(?=.)/gm, '    [child] '));
       if (interruptOn?.test(output) && child.exitCode === null && !interrupted) {
         interrupted = true;
         beforeInterrupt(output)

@@ -96,7 +96,12 @@ describe('component Dockerfiles (static checks)', function () {
           bin?: Record<string, string>;
           files?: string[];
         };
-        assert.ok(Object.values(pkg.bin ?? {}).includes('./dist/main.js'), 'package.json bin → ./dist/main.js');
+        // The bin is a committed launcher that imports ../dist/main.js (linkable before a build).
+        const launchers = Object.values(pkg.bin ?? {});
+        assert.ok(launchers.length === 1, 'package.json declares one bin');
+        const launcher = readFileSync(join(dir, launchers[0] ?? ''), 'utf8');
+        assert.match(launcher, /^#!\/usr\/bin\/env node/);
+        assert.match(launcher, /import '\.\.\/dist\/main\.js';/);
         assert.ok(pkg.files?.includes('dist'), 'package.json files include dist (pnpm deploy copies it)');
       });
 

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type EventOutcome, percentile } from '@afterlife/conformance';
+import { type EventOutcome, percentile, svgChart } from '@afterlife/conformance';
 
 export interface Sample {
   /** ms since the demo started. */
@@ -65,62 +65,8 @@ export function summarize(
   };
 }
 
-const WIDTH = 900;
-const HEIGHT = 260;
-const PAD = { left: 50, right: 20, top: 20, bottom: 30 };
-
 function escapeXml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
-}
-
-/** A line/scatter chart as inline SVG: no scripts, no external assets, renders anywhere. */
-function chart(
-  id: string,
-  title: string,
-  series: ReadonlyArray<{ name: string; color: string; points: ReadonlyArray<[number, number]>; dots?: boolean }>,
-  phases: readonly PhaseSpan[],
-  yLabel: string,
-): string {
-  const all = series.flatMap((s) => s.points);
-  // Time runs from the first phase (cluster start-up before it is not interesting).
-  const minX = Math.min(...phases.map((p) => p.start), ...all.map(([px]) => px));
-  const maxX = Math.max(minX + 1, ...all.map(([px]) => px), ...phases.map((p) => p.end));
-  const maxY = Math.max(1, ...all.map(([, y]) => y)) * 1.1;
-  const x = (v: number) => PAD.left + ((v - minX) / (maxX - minX)) * (WIDTH - PAD.left - PAD.right);
-  const y = (v: number) => HEIGHT - PAD.bottom - (v / maxY) * (HEIGHT - PAD.top - PAD.bottom);
-  const phaseBands = phases
-    .map(
-      (p, i) =>
-        `<rect x="${x(p.start).toFixed(1)}" y="${PAD.top}" width="${Math.max(1, x(p.end) - x(p.start)).toFixed(1)}" height="${HEIGHT - PAD.top - PAD.bottom}" fill="${i % 2 ? '#f4f4f8' : '#eef4fb'}"/><text x="${(x(p.start) + 3).toFixed(1)}" y="${PAD.top + 12}" font-size="11" fill="#555">${escapeXml(p.name)}</text>`,
-    )
-    .join('');
-  const lines = series
-    .map((s) => {
-      if (s.dots) {
-        return s.points
-          .map(
-            ([px, py]) =>
-              `<circle class="point" cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="2" fill="${s.color}"/>`,
-          )
-          .join('');
-      }
-      const d = s.points.map(([px, py], i) => `${i ? 'L' : 'M'}${x(px).toFixed(1)},${y(py).toFixed(1)}`).join('');
-      return `<path class="series" d="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>`;
-    })
-    .join('');
-  const legend = series
-    .map(
-      (s, i) =>
-        `<rect x="${PAD.left + i * 150}" y="${HEIGHT - 12}" width="10" height="10" fill="${s.color}"/><text x="${PAD.left + i * 150 + 14}" y="${HEIGHT - 3}" font-size="11">${escapeXml(s.name)}</text>`,
-    )
-    .join('');
-  const ticks = [0, 0.25, 0.5, 0.75, 1]
-    .map((f) => {
-      const v = (maxY / 1.1) * f;
-      return `<text x="${PAD.left - 6}" y="${y(v) + 4}" font-size="10" text-anchor="end">${v >= 10 ? v.toFixed(0) : v.toFixed(1)}</text><line x1="${PAD.left}" x2="${WIDTH - PAD.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`;
-    })
-    .join('');
-  return `<figure><figcaption>${escapeXml(title)}</figcaption><svg id="${id}" xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${escapeXml(title)}">${phaseBands}${ticks}<text x="12" y="${PAD.top + 10}" font-size="10" transform="rotate(-90 12 ${PAD.top + 10})" text-anchor="end">${escapeXml(yLabel)}</text>${lines}${legend}<text x="${WIDTH - PAD.right}" y="${HEIGHT - PAD.bottom + 14}" font-size="10" text-anchor="end">seconds → ${((maxX - minX) / 1000).toFixed(0)}</text></svg></figure>`;
 }
 
 export function renderHtml(report: DemoReport): string {
@@ -140,19 +86,16 @@ export function renderHtml(report: DemoReport): string {
   const checks = Object.entries(report.checks)
     .map(([name, ok]) => `<li class="${ok ? 'ok' : 'fail'}">${ok ? '✔' : '✘'} ${escapeXml(name)}</li>`)
     .join('');
-  const replicas = chart(
-    'replicas-chart',
+  const replicas = svgChart(
     'Replicas and held events over time',
     [
       { name: 'ready replicas', color: '#1f77b4', points: report.samples.map((p) => [p.t, p.readyReplicas]) },
       { name: 'desired replicas', color: '#9467bd', points: report.samples.map((p) => [p.t, p.desiredReplicas]) },
       { name: 'pending (held)', color: '#ff7f0e', points: report.samples.map((p) => [p.t, p.pending]) },
     ],
-    report.phases,
-    'count',
+    { id: 'replicas-chart', phases: report.phases, yLabel: 'count' },
   );
-  const latency = chart(
-    'latency-chart',
+  const latency = svgChart(
     'Event latency (send → function reply through the gateway)',
     [
       {
@@ -162,8 +105,7 @@ export function renderHtml(report: DemoReport): string {
         points: report.events.filter((e) => e.status === 200).map((e) => [e.sentAt, e.latencyMs]),
       },
     ],
-    report.phases,
-    'ms',
+    { id: 'latency-chart', phases: report.phases, yLabel: 'ms' },
   );
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Afterlife demo report</title>
