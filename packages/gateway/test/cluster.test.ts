@@ -239,4 +239,77 @@ describe('gateway on a real cluster (Services + EndpointSlices)', function () {
     assert.deepEqual(received(receiver), ['drain-1']);
     assert.match(log, /all events delivered/);
   });
+
+  it('loses no acknowledged event when a gateway replica is killed (SIGKILL) mid-burst', async () => {
+    const receiver = await receiverHost('gwkill', 20);
+    await createService('gwkill');
+    await cluster.kubeConfig.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
+      namespace: cluster.namespace,
+      body: slice('gwkill', 'gwkill-1', [{ ip: receiver.host.ip, ready: true }]),
+    });
+    // Two gateway replicas: one real process we SIGKILL, one in-process that keeps serving.
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: {
+        ...process.env,
+        KUBECONFIG: cluster.kubeconfigPath,
+        AFTERLIFE_GATEWAY_PORT: String(port),
+        AFTERLIFE_GATEWAY_ADMIN_PORT: String(adminPort),
+        AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
+        AFTERLIFE_GATEWAY_ID: 'gateway-killed',
+        AFTERLIFE_GATEWAY_NAMESPACES: cluster.namespace,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    processes.push(child);
+    let log = '';
+    child.stdout?.on('data', (chunk) => {
+      log += String(chunk);
+    });
+    await waitFor(() => log.includes('gateway listening'), 30_000, 'the gateway process to listen');
+    const survivor = await gateway();
+    const path = `/ns/${cluster.namespace}/fn/gwkill`;
+
+    const total = 200;
+    const outcomes = new Map<string, number>(); // id → HTTP status, 0 for a connection error
+    let next = 0;
+    let killed = false;
+    const worker = async (index: number) => {
+      while (next < total) {
+        const id = `gwkill-${next++}`;
+        // Senders alternate between the replicas, as a Service in front of them would spread them.
+        const target = index % 2 === 0 && !killed ? port : survivor.eventsPort;
+        try {
+          const res = await sendBinary(target, path, id);
+          await res.arrayBuffer();
+          outcomes.set(id, res.status);
+        } catch {
+          outcomes.set(id, 0);
+        }
+        if (!killed && outcomes.size >= 60) {
+          killed = true;
+          child.kill('SIGKILL');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, (_, index) => worker(index)));
+
+    assert.ok(killed);
+    assert.equal(outcomes.size, total, 'every sender got an answer or a connection error');
+    const acked = [...outcomes].filter(([, status]) => status === 200).map(([id]) => id);
+    const notAcked = [...outcomes].filter(([, status]) => status !== 200);
+    // A sender whose gateway died never got a 200: it knows to send again. Nothing acked is missing.
+    for (const [, status] of notAcked) assert.equal(status, 0, "only the killed replica's open requests fail");
+    const seen = new Set(received(receiver));
+    assert.deepEqual(
+      acked.filter((id) => !seen.has(id)),
+      [],
+      'acknowledged events missing at the receiver',
+    );
+    assert.ok(acked.length >= total - 8, `${acked.length} acked: only requests open on the killed replica may fail`);
+    console.log(
+      `      gateway SIGKILL mid-burst: ${acked.length} acked, ${notAcked.length} senders saw the connection drop`,
+    );
+  });
 });
