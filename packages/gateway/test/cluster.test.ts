@@ -100,6 +100,32 @@ describe('gateway on a real cluster (Services + EndpointSlices)', function () {
     return started;
   }
 
+  /** The real gateway process (`src/main.ts`), as its container runs it; resolves once it listens. */
+  async function gatewayProcess(id: string, extra: Record<string, string> = {}) {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: {
+        ...process.env,
+        KUBECONFIG: cluster.kubeconfigPath,
+        AFTERLIFE_GATEWAY_PORT: String(port),
+        AFTERLIFE_GATEWAY_ADMIN_PORT: String(adminPort),
+        AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
+        AFTERLIFE_GATEWAY_ID: id,
+        AFTERLIFE_GATEWAY_NAMESPACES: cluster.namespace,
+        ...extra,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    processes.push(child);
+    const output = { log: '' };
+    child.stdout?.on('data', (chunk) => {
+      output.log += String(chunk);
+    });
+    await waitFor(() => output.log.includes('gateway listening'), 30_000, 'the gateway process to listen');
+    return { child, port, adminPort, output };
+  }
+
   it('holds an event until the EndpointSlice marks a receiver ready, then delivers it and returns the reply', async () => {
     const receiver = await receiverHost('hold');
     await createService('hold');
@@ -195,34 +221,16 @@ describe('gateway on a real cluster (Services + EndpointSlices)', function () {
   it('on SIGTERM stops accepting, still delivers a held event once its endpoint is ready, then exits 0', async () => {
     const receiver = await receiverHost('drain');
     await createService('drain');
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      env: {
-        ...process.env,
-        KUBECONFIG: cluster.kubeconfigPath,
-        AFTERLIFE_GATEWAY_PORT: String(port),
-        AFTERLIFE_GATEWAY_ADMIN_PORT: String(adminPort),
-        AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
-        AFTERLIFE_GATEWAY_ID: 'gateway-drain',
-        AFTERLIFE_GATEWAY_NAMESPACES: cluster.namespace,
-        AFTERLIFE_GATEWAY_DRAIN_TIMEOUT: '30s',
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    processes.push(child);
-    let log = '';
-    child.stdout?.on('data', (chunk) => {
-      log += String(chunk);
+    const { child, port, adminPort, output } = await gatewayProcess('gateway-drain', {
+      AFTERLIFE_GATEWAY_DRAIN_TIMEOUT: '30s',
     });
     const exited = once(child, 'exit');
-    await waitFor(() => log.includes('gateway listening'), 30_000, 'the gateway process to listen');
 
     const path = `/ns/${cluster.namespace}/fn/drain`;
     const held = sendBinary(port, path, 'drain-1');
     await waitFor(async () => pendingOf(await counts(adminPort), 'drain') === 1, 10_000, 'pending=1');
     child.kill('SIGTERM');
-    await waitFor(() => log.includes('shutting down'), 10_000, 'shutdown to begin');
+    await waitFor(() => output.log.includes('shutting down'), 10_000, 'shutdown to begin');
     const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
     assert.equal(ready.status, 503);
     await assert.rejects(sendBinary(port, path, 'drain-late'), 'the events port no longer accepts connections');
@@ -237,7 +245,7 @@ describe('gateway on a real cluster (Services + EndpointSlices)', function () {
     const [code] = await exited;
     assert.equal(code, 0);
     assert.deepEqual(received(receiver), ['drain-1']);
-    assert.match(log, /all events delivered/);
+    assert.match(output.log, /all events delivered/);
   });
 
   it('loses no acknowledged event when a gateway replica is killed (SIGKILL) mid-burst', async () => {
@@ -248,26 +256,7 @@ describe('gateway on a real cluster (Services + EndpointSlices)', function () {
       body: slice('gwkill', 'gwkill-1', [{ ip: receiver.host.ip, ready: true }]),
     });
     // Two gateway replicas: one real process we SIGKILL, one in-process that keeps serving.
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      env: {
-        ...process.env,
-        KUBECONFIG: cluster.kubeconfigPath,
-        AFTERLIFE_GATEWAY_PORT: String(port),
-        AFTERLIFE_GATEWAY_ADMIN_PORT: String(adminPort),
-        AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
-        AFTERLIFE_GATEWAY_ID: 'gateway-killed',
-        AFTERLIFE_GATEWAY_NAMESPACES: cluster.namespace,
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    processes.push(child);
-    let log = '';
-    child.stdout?.on('data', (chunk) => {
-      log += String(chunk);
-    });
-    await waitFor(() => log.includes('gateway listening'), 30_000, 'the gateway process to listen');
+    const { child, port } = await gatewayProcess('gateway-killed');
     const survivor = await gateway();
     const path = `/ns/${cluster.namespace}/fn/gwkill`;
 
