@@ -3,20 +3,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHART_DIR, helmBinary, KUBE_VERSION, run, tempDir, writeValues } from './helpers.ts';
 
+/** `helm template` of the chart with extra arguments; returns helm's exit code and output. */
+async function helmTemplate(args: readonly string[]) {
+  return run(await helmBinary(), ['template', 'rel', CHART_DIR, '--kube-version', KUBE_VERSION, ...args]);
+}
+
 /** Renders with values and returns helm's stderr; fails the test when rendering succeeds. */
 async function rejected(values: object): Promise<string> {
   const tmp = tempDir();
   try {
     const file = writeValues(tmp.dir, 'bad', values);
-    const result = await run(await helmBinary(), [
-      'template',
-      'rel',
-      CHART_DIR,
-      '--kube-version',
-      KUBE_VERSION,
-      '-f',
-      file,
-    ]);
+    const result = await helmTemplate(['-f', file]);
     assert.notEqual(result.code, 0, `helm template accepted ${JSON.stringify(values)}`);
     return result.stderr;
   } finally {
@@ -125,16 +122,7 @@ describe('chart: values.schema.json rejects bad values', function () {
         { certManager: { enabled: true }, webhook: { tls: { autoGenerate: false } } },
         { global: { imageRegistry: 'set-by-a-parent-chart' } },
       ]) {
-        const file = writeValues(tmp.dir, 'ok', values);
-        const result = await run(await helmBinary(), [
-          'template',
-          'rel',
-          CHART_DIR,
-          '--kube-version',
-          KUBE_VERSION,
-          '-f',
-          file,
-        ]);
+        const result = await helmTemplate(['-f', writeValues(tmp.dir, 'ok', values)]);
         assert.equal(result.code, 0, result.stderr);
       }
     } finally {
@@ -143,16 +131,7 @@ describe('chart: values.schema.json rejects bad values', function () {
   });
 
   it('still refuses a webhook without TLS when schema validation is skipped', async () => {
-    const result = await run(await helmBinary(), [
-      'template',
-      'rel',
-      CHART_DIR,
-      '--kube-version',
-      KUBE_VERSION,
-      '--skip-schema-validation',
-      '--set',
-      'webhook.tls.autoGenerate=false',
-    ]);
+    const result = await helmTemplate(['--skip-schema-validation', '--set', 'webhook.tls.autoGenerate=false']);
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /webhook\.enabled needs a TLS source/);
   });
