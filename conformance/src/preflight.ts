@@ -1,13 +1,15 @@
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
-import { errorMessage } from '@afterlife/core';
 import {
   CONFIG_DEPLOYMENT,
   CONFIG_FEATURES,
   enableFlagCommand,
+  errorMessage,
+  featuresFromConfigMaps,
   RUNTIME_CLASS_FLAG,
   RUNTIME_CLASS_NAME_KEY,
-} from '@afterlife/webhook';
+  runtimeClassFieldAllowed,
+} from '@afterlife/core';
 import {
   AdmissionregistrationV1Api,
   ApiextensionsV1Api,
@@ -153,7 +155,6 @@ async function checkRuntimeClassFlag(
   namespace: string,
   runtimeClassName: string,
 ): Promise<PreflightResult> {
-  const name = 'runtime-class-flag';
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const read = async (cm: string) => {
     try {
@@ -164,15 +165,39 @@ async function checkRuntimeClassFlag(
     }
   };
   const [features, deployment] = await Promise.all([read(CONFIG_FEATURES), read(CONFIG_DEPLOYMENT)]);
-  const flag = features[RUNTIME_CLASS_FLAG];
-  if (flag === 'enabled') return pass(name, `${namespace}/${CONFIG_FEATURES} ${RUNTIME_CLASS_FLAG}: enabled`);
-  const mapping = deployment[RUNTIME_CLASS_NAME_KEY] ?? '';
-  if (mapping.includes(runtimeClassName)) {
-    return pass(name, `${namespace}/${CONFIG_DEPLOYMENT} ${RUNTIME_CLASS_NAME_KEY} maps ${runtimeClassName}`);
+  return runtimeClassFlagResult(namespace, runtimeClassName, features, deployment);
+}
+
+/** The `runtime-class-flag` check on the `data` of Knative's `config-features` and `config-deployment`. */
+export function runtimeClassFlagResult(
+  namespace: string,
+  runtimeClassName: string,
+  features: Readonly<Record<string, string>>,
+  deployment: Readonly<Record<string, string>>,
+): PreflightResult {
+  const name = 'runtime-class-flag';
+  const knative = featuresFromConfigMaps(features, deployment);
+  const flag = knative.runtimeClassNameFlag;
+  if (runtimeClassFieldAllowed(knative)) {
+    return pass(name, `${namespace}/${CONFIG_FEATURES} ${RUNTIME_CLASS_FLAG}: ${flag}`);
   }
+  const entry = knative.runtimeClassNames.get(runtimeClassName);
+  if (entry !== undefined) {
+    const selector = Object.entries(entry.selector ?? {})
+      .map(([key, value]) => `${key}=${value}`)
+      .join(',');
+    return pass(
+      name,
+      `${namespace}/${CONFIG_DEPLOYMENT} ${RUNTIME_CLASS_NAME_KEY} maps ${runtimeClassName} (revisions labelled ${selector || 'any'})`,
+    );
+  }
+  const broken =
+    knative.runtimeClassNamesError === undefined
+      ? `does not map ${runtimeClassName}`
+      : `is invalid: ${knative.runtimeClassNamesError}`;
   return fail(
     name,
-    `Knative rejects runtimeClassName: ConfigMap ${namespace}/${CONFIG_FEATURES} key ${RUNTIME_CLASS_FLAG} is "${flag ?? '(unset)'}", and ${namespace}/${CONFIG_DEPLOYMENT} key ${RUNTIME_CLASS_NAME_KEY} does not name ${runtimeClassName}`,
+    `Knative rejects runtimeClassName: ConfigMap ${namespace}/${CONFIG_FEATURES} key ${RUNTIME_CLASS_FLAG} is "${flag ?? '(unset)'}", and ${namespace}/${CONFIG_DEPLOYMENT} key ${RUNTIME_CLASS_NAME_KEY} ${broken}`,
     enableFlagCommand(namespace),
   );
 }

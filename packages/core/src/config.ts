@@ -16,7 +16,7 @@ export class EnvReader {
     this.#env = env;
   }
 
-  /** The names read so far; the chart test checks these against what the chart sets. */
+  /** Every variable name looked up so far (set or not), sorted. */
   get variablesRead(): readonly string[] {
     return [...this.#seen].sort();
   }
@@ -86,6 +86,25 @@ export class EnvReader {
     return ms;
   }
 
+  /**
+   * A size in bytes: a plain byte count, decimal `kb`/`mb`/`gb` (1000ⁿ) or binary `kib`/`mib`/`gib`
+   * (1024ⁿ), any case, e.g. `512kb`, `4mib`, `1048576`.
+   */
+  size(name: string, fallback: string, bounds: { min?: number; max?: number } = {}): number {
+    const raw = this.#raw(name) ?? fallback;
+    const bytes = parseSize(raw);
+    if (bytes === undefined) {
+      throw new ConfigError(name, `must be a size like 512kb, 4mib or 1048576 (${SIZE_UNITS_TEXT}), got "${raw}"`);
+    }
+    if (bounds.min !== undefined && bytes < bounds.min) {
+      throw new ConfigError(name, `must be at least ${formatSize(bounds.min)}, got "${raw}" (${bytes} bytes)`);
+    }
+    if (bounds.max !== undefined && bytes > bounds.max) {
+      throw new ConfigError(name, `must be at most ${formatSize(bounds.max)}, got "${raw}" (${bytes} bytes)`);
+    }
+    return bytes;
+  }
+
   oneOf<const T extends string>(name: string, allowed: readonly T[], fallback: T): T {
     const raw = this.#raw(name);
     if (raw === undefined) return fallback;
@@ -116,6 +135,39 @@ export function parseDuration(text: string): number | undefined {
   const amount = Number(match[1]);
   const unit = match[2] ?? 'ms';
   return Math.round(amount * (UNIT_MS[unit] ?? 1));
+}
+
+const SIZE = /^(\d+)\s*(b|kb|mb|gb|kib|mib|gib)?$/i;
+const SIZE_UNIT_BYTES: Readonly<Record<string, number>> = {
+  b: 1,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+};
+const SIZE_UNITS_TEXT = 'kb/mb/gb = 1000ⁿ bytes, kib/mib/gib = 1024ⁿ bytes';
+
+/**
+ * Parses a size into bytes: a plain byte count, decimal `kb`/`mb`/`gb` (1000ⁿ) or binary
+ * `kib`/`mib`/`gib` (1024ⁿ), any case, optionally with a space before the unit. Whole numbers
+ * only; undefined when invalid.
+ */
+export function parseSize(text: string): number | undefined {
+  const match = SIZE.exec(text.trim());
+  if (!match) return undefined;
+  const bytes = Number(match[1]) * (SIZE_UNIT_BYTES[(match[2] ?? 'b').toLowerCase()] ?? 1);
+  return Number.isSafeInteger(bytes) ? bytes : undefined;
+}
+
+/** The shortest exact spelling of a byte count (`4mib`, `1kb`, `1500`). */
+export function formatSize(bytes: number): string {
+  for (const unit of ['gib', 'gb', 'mib', 'mb', 'kib', 'kb'] as const) {
+    const factor = SIZE_UNIT_BYTES[unit] ?? 1;
+    if (bytes >= factor && bytes % factor === 0) return `${bytes / factor}${unit}`;
+  }
+  return String(bytes);
 }
 
 function checkBounds(name: string, value: number, { min, max }: { min?: number; max?: number }): void {

@@ -1,4 +1,4 @@
-import { AfterlifeError } from './errors.ts';
+import { CoreError, errorMessage } from './errors.ts';
 
 /**
  * What a gateway reports per function: the numbers the scaler turns into KEDA metrics.
@@ -36,7 +36,7 @@ export function functionKey(ref: { readonly namespace: string; readonly name: st
 /** Validates an untrusted counts document (from the network) into a CountsSnapshot. */
 export function parseCountsSnapshot(value: unknown): CountsSnapshot {
   const fail = (why: string): never => {
-    throw new AfterlifeError('COUNTS_INVALID', `invalid counts snapshot: ${why}`);
+    throw new CoreError('COUNTS_INVALID', `invalid counts snapshot: ${why}`);
   };
   if (typeof value !== 'object' || value === null) return fail('not an object');
   const doc = value as Record<string, unknown>;
@@ -66,4 +66,46 @@ export function parseCountsSnapshot(value: unknown): CountsSnapshot {
     };
   });
   return { gateway: doc.gateway as string, sequence: doc.sequence as number, at: doc.at as string, functions };
+}
+
+/** The counts of one function in a snapshot, if the gateway knows it. */
+export function countsOf(
+  snapshot: CountsSnapshot,
+  ref: { readonly namespace: string; readonly name: string },
+): FunctionCounts | undefined {
+  return snapshot.functions.find((fn) => fn.namespace === ref.namespace && fn.name === ref.name);
+}
+
+/**
+ * The one client of a gateway's `GET /v1/counts`: fetches and validates a snapshot from an admin
+ * base URL (e.g. `http://10.0.0.5:9090`). Rejects with `COUNTS_UNAVAILABLE` (unreachable, timed
+ * out, not 200) or `COUNTS_INVALID` (the body breaks the contract).
+ */
+export async function fetchCounts(
+  adminUrl: string,
+  options: { readonly signal?: AbortSignal; readonly timeoutMs?: number } = {},
+): Promise<CountsSnapshot> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 2000);
+  const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
+  const url = new URL('/v1/counts', adminUrl);
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(url, { signal, headers: { accept: 'application/json' } });
+    text = await response.text();
+  } catch (error) {
+    const cause = (error as { cause?: unknown }).cause;
+    const why = cause === undefined ? errorMessage(error) : `${errorMessage(error)} (${errorMessage(cause)})`;
+    throw new CoreError('COUNTS_UNAVAILABLE', `GET ${url.href} failed: ${why}`, { cause: error });
+  }
+  if (!response.ok) throw new CoreError('COUNTS_UNAVAILABLE', `GET ${url.href} answered ${response.status}`);
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    throw new CoreError('COUNTS_INVALID', `invalid counts snapshot: not JSON (${errorMessage(error)})`, {
+      cause: error,
+    });
+  }
+  return parseCountsSnapshot(document);
 }

@@ -1,24 +1,52 @@
 /**
- * Every error Afterlife raises on purpose carries a stable machine-readable `code`
- * (for logs, metrics and tests) and, where one exists, the `cause` that led to it.
+ * Every error Afterlife raises on purpose carries a stable machine-readable `code` (for logs,
+ * metrics and tests) and, where one exists, the `cause` that led to it.
+ *
+ * One scheme everywhere (as connect-es does it): each package declares a closed union of its
+ * codes (`type GatewayErrorCode = 'UNKNOWN_FUNCTION' | …`, SUBJECT_CONDITION in upper snake case,
+ * no package prefix) and one error class that takes only those (`class GatewayError extends
+ * AfterlifeError<GatewayErrorCode>`); the class tells which package raised it.
  */
-export class AfterlifeError extends Error {
-  readonly code: string;
+export class AfterlifeError<C extends string = string> extends Error {
+  readonly code: C;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
   }
 }
 
+/** The codes core itself raises. */
+export type CoreErrorCode =
+  /** A setting (env var or flag) could not be read. */
+  | 'CONFIG_INVALID'
+  /** A counts document from a gateway does not follow the contract. */
+  | 'COUNTS_INVALID'
+  /** A gateway's counts could not be fetched (unreachable, HTTP error). */
+  | 'COUNTS_UNAVAILABLE'
+  /** A command was called wrongly (unknown flag, bad value); commands exit 2. */
+  | 'USAGE'
+  /** An HTTP(S) probe got no answer in time or could not connect. */
+  | 'PROBE_FAILED';
+
+/** An error raised by core itself. */
+export class CoreError extends AfterlifeError<CoreErrorCode> {}
+
 /** A setting could not be read; `variable` names the env var (or flag) to fix. */
-export class ConfigError extends AfterlifeError {
+export class ConfigError extends CoreError {
   readonly variable: string;
 
   constructor(variable: string, message: string, options?: { cause?: unknown }) {
     super('CONFIG_INVALID', `${variable}: ${message}`, options);
     this.variable = variable;
+  }
+}
+
+/** A command was called wrongly; `runCli` prints the message and exits 2. */
+export class UsageError extends CoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('USAGE', message, options);
   }
 }
 

@@ -1,10 +1,67 @@
-export { type Environment, EnvReader, freezeConfig, parseDuration } from './config.ts';
+export { CLI_EXIT_CODES, type CliOptions, isUsageError, parseFlags, runCli } from './cli.ts';
+export {
+  type Environment,
+  EnvReader,
+  formatSize,
+  freezeConfig,
+  parseDuration,
+  parseSize,
+} from './config.ts';
 export {
   type CountsSnapshot,
+  countsOf,
   type FunctionCounts,
+  fetchCounts,
   functionKey,
   parseCountsSnapshot,
 } from './counts.ts';
-export { AfterlifeError, ConfigError, errorMessage, hasCode } from './errors.ts';
+export {
+  AfterlifeError,
+  ConfigError,
+  CoreError,
+  type CoreErrorCode,
+  errorMessage,
+  hasCode,
+  UsageError,
+} from './errors.ts';
+export {
+  type AdminRoutes,
+  type AdminServer,
+  type AdminServerOptions,
+  adminHandler,
+  closeServer,
+  listen,
+  type MetricsSource,
+  type ProbeAnswer,
+  type ProbeOptions,
+  type ProbeTarget,
+  probeOk,
+  probeStatus,
+  type RequestHandler,
+  sendAnswer,
+  startAdminServer,
+} from './http.ts';
+export {
+  INFORMER_RESTART_DELAYS_MS,
+  InformerRunner,
+  type InformerRunnerOptions,
+  type RestartableInformer,
+} from './informer.ts';
+export {
+  CONFIG_DEPLOYMENT,
+  CONFIG_FEATURES,
+  enableFlagCommand,
+  featuresFromConfigMaps,
+  isRecord,
+  type KnativeFeatures,
+  knativeRuntimeClassFor,
+  parseRuntimeClassNames,
+  RUNTIME_CLASS_FLAG,
+  RUNTIME_CLASS_NAME_KEY,
+  type RuntimeClassSelector,
+  runtimeClassFieldAllowed,
+  UNSYNCED_FEATURES,
+} from './knative.ts';
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './logger.ts';
 export { createMetricsRegistry, LATENCY_BUCKETS_SECONDS } from './metrics.ts';
+export { EXIT_CODES, exitAfterFlush, type MainOptions, runMain, type Stoppable } from './process.ts';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ConfigError, EnvReader, freezeConfig, parseDuration } from '../src/index.ts';
+import { ConfigError, EnvReader, formatSize, freezeConfig, parseDuration, parseSize } from '../src/index.ts';
 
 describe('EnvReader', () => {
   it('reads typed values and falls back to defaults for unset or blank variables', () => {
@@ -49,6 +49,51 @@ describe('parseDuration', () => {
     assert.equal(parseDuration('42'), 42);
     assert.equal(parseDuration('-1s'), undefined);
     assert.equal(parseDuration('s'), undefined);
+  });
+});
+
+describe('sizes', () => {
+  it('reads decimal units as powers of 1000 and binary units as powers of 1024, any case', () => {
+    assert.equal(parseSize('1024'), 1024);
+    assert.equal(parseSize('10b'), 10);
+    assert.equal(parseSize('2KB'), 2000);
+    assert.equal(parseSize('512 KB'), 512_000);
+    assert.equal(parseSize('1mb'), 1_000_000);
+    assert.equal(parseSize('1gb'), 1_000_000_000);
+    assert.equal(parseSize('2KiB'), 2048);
+    assert.equal(parseSize('4mib'), 4 * 1024 * 1024);
+    assert.equal(parseSize('1gib'), 1024 ** 3);
+  });
+
+  it('refuses fractions, negatives, unknown units and absurd sizes', () => {
+    for (const bad of ['1.5mb', '-1', 'lots', '5 parsecs', '4m', '', '99999999999999999999gib']) {
+      assert.equal(parseSize(bad), undefined, bad);
+    }
+  });
+
+  it('spells a byte count with the largest exact unit', () => {
+    assert.equal(formatSize(4 * 1024 * 1024), '4mib');
+    assert.equal(formatSize(1_000_000), '1mb');
+    assert.equal(formatSize(1024), '1kib');
+    assert.equal(formatSize(1500), '1500');
+  });
+
+  it('names the variable and the units when a size setting is bad, and enforces bounds', () => {
+    const read = (value: string) =>
+      new EnvReader({ LIMIT: value }).size('LIMIT', '1mib', { min: 1024, max: 1024 ** 2 });
+    assert.equal(new EnvReader({}).size('LIMIT', '1mib'), 1024 ** 2);
+    assert.equal(read('512kib'), 512 * 1024);
+    assert.throws(
+      () => read('lots'),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        error.variable === 'LIMIT' &&
+        /LIMIT: must be a size like 512kb, 4mib or 1048576 \(kb\/mb\/gb = 1000ⁿ bytes, kib\/mib\/gib = 1024ⁿ bytes\), got "lots"/.test(
+          error.message,
+        ),
+    );
+    assert.throws(() => read('1000'), /LIMIT: must be at least 1kib, got "1000"/);
+    assert.throws(() => read('2mb'), /LIMIT: must be at most 1mib, got "2mb" \(2000000 bytes\)/);
   });
 });
 

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { AfterlifeError, createLogger, createMetricsRegistry, errorMessage, hasCode } from '../src/index.ts';
+import {
+  AfterlifeError,
+  ConfigError,
+  CoreError,
+  createLogger,
+  createMetricsRegistry,
+  errorMessage,
+  hasCode,
+  isUsageError,
+  UsageError,
+} from '../src/index.ts';
 
 describe('AfterlifeError', () => {
   it('keeps its code and cause', () => {
@@ -12,6 +22,21 @@ describe('AfterlifeError', () => {
     assert.ok(hasCode(error, 'DELIVERY_FAILED'));
     assert.ok(!hasCode(cause, 'DELIVERY_FAILED'));
     assert.equal(errorMessage('plain'), 'plain');
+  });
+});
+
+describe('core errors', () => {
+  it('are AfterlifeErrors with codes from the closed CoreErrorCode union', () => {
+    const usage = new UsageError('--profile must be short or full');
+    assert.ok(usage instanceof CoreError && usage instanceof AfterlifeError);
+    assert.equal(usage.code, 'USAGE');
+    assert.equal(usage.name, 'UsageError');
+    assert.ok(isUsageError(usage));
+    assert.ok(isUsageError(Object.assign(new TypeError('x'), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' })));
+    assert.ok(!isUsageError(new CoreError('PROBE_FAILED', 'x')));
+    const config = new ConfigError('X', 'is bad');
+    assert.equal(config.code, 'CONFIG_INVALID');
+    assert.equal(config.message, 'X: is bad');
   });
 });
 

@@ -63,16 +63,6 @@ export const GATEWAY_ENV_VARS: readonly string[] = [
   'AFTERLIFE_GATEWAY_SERVICE_SELECTOR',
 ];
 
-const SIZE = /^(\d+)\s*(b|kb|mb|gb)?$/i;
-const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
-
-/** Parses `512kb`, `1mb` or a bare byte count; undefined when invalid. */
-export function parseSize(text: string): number | undefined {
-  const match = SIZE.exec(text.trim());
-  if (!match) return undefined;
-  return Number(match[1]) * (SIZE_UNITS[(match[2] ?? 'b').toLowerCase()] ?? 1);
-}
-
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
 export function loadConfig(env: Environment): Readonly<GatewayConfig> {
@@ -82,11 +72,7 @@ export function loadConfig(env: Environment): Readonly<GatewayConfig> {
   if (port !== 0 && port === adminPort) {
     throw new ConfigError('AFTERLIFE_GATEWAY_ADMIN_PORT', `must differ from AFTERLIFE_GATEWAY_PORT (${port})`);
   }
-  const rawBody = read.string('AFTERLIFE_GATEWAY_BODY_LIMIT', '1mb');
-  const bodyLimitBytes = parseSize(rawBody);
-  if (bodyLimitBytes === undefined || bodyLimitBytes < 1) {
-    throw new ConfigError('AFTERLIFE_GATEWAY_BODY_LIMIT', `must be a size like 512kb or 1mb, got "${rawBody}"`);
-  }
+  const bodyLimitBytes = read.size('AFTERLIFE_GATEWAY_BODY_LIMIT', '1mib', { min: 1 });
   const rateWindowMs = read.duration('AFTERLIFE_GATEWAY_RATE_WINDOW', 60_000, { min: 1000, max: 3_600_000 });
   if (rateWindowMs % 1000 !== 0) {
     throw new ConfigError('AFTERLIFE_GATEWAY_RATE_WINDOW', `must be whole seconds, got ${rateWindowMs}ms`);

@@ -4,7 +4,6 @@ export {
   GATEWAY_ENV_VARS,
   type GatewayConfig,
   loadConfig,
-  parseSize,
 } from './config.ts';
 export { Dispatcher, type DispatcherOptions } from './dispatcher.ts';
 export { type Endpoint, EndpointTable, endpointKey, type FunctionRef } from './endpoints.ts';

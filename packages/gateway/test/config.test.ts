@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { ConfigError } from '@afterlife/core';
-import { GATEWAY_ENV_VARS, loadConfig, parseSize } from '../src/config.ts';
+import { GATEWAY_ENV_VARS, loadConfig } from '../src/config.ts';
 
 describe('loadConfig', () => {
   it('has documented defaults', () => {
@@ -35,7 +35,7 @@ describe('loadConfig', () => {
       AFTERLIFE_GATEWAY_RATE_WINDOW: '30s',
       AFTERLIFE_GATEWAY_DELIVERY_TIMEOUT: '2m',
       AFTERLIFE_GATEWAY_DRAIN_TIMEOUT: '10s',
-      AFTERLIFE_GATEWAY_BODY_LIMIT: '256kb',
+      AFTERLIFE_GATEWAY_BODY_LIMIT: '256kib',
       AFTERLIFE_GATEWAY_RETRY_AFTER: '1500ms',
       AFTERLIFE_GATEWAY_EJECT_TIME: '1s',
       AFTERLIFE_GATEWAY_LOG_LEVEL: 'debug',
@@ -90,12 +90,20 @@ describe('loadConfig', () => {
     }
   });
 
-  it('parses sizes', () => {
-    assert.equal(parseSize('10'), 10);
-    assert.equal(parseSize('2KB'), 2048);
-    assert.equal(parseSize('1mb'), 1024 ** 2);
-    assert.equal(parseSize('1.5mb'), undefined);
-    assert.equal(parseSize('-1'), undefined);
+  it('reads AFTERLIFE_GATEWAY_BODY_LIMIT in decimal and binary units (1mb = 1,000,000 bytes, 4mib = 4 MiB)', () => {
+    const limit = (value: string) => loadConfig({ AFTERLIFE_GATEWAY_BODY_LIMIT: value }).bodyLimitBytes;
+    assert.equal(limit('1mb'), 1_000_000);
+    assert.equal(limit('512kb'), 512_000);
+    assert.equal(limit('4mib'), 4 * 1024 * 1024);
+    assert.equal(limit('256KiB'), 256 * 1024);
+    assert.equal(limit('10'), 10);
+    assert.throws(
+      () => loadConfig({ AFTERLIFE_GATEWAY_BODY_LIMIT: '1.5mb' }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        error.variable === 'AFTERLIFE_GATEWAY_BODY_LIMIT' &&
+        /kb\/mb\/gb = 1000ⁿ bytes, kib\/mib\/gib = 1024ⁿ bytes/.test(error.message),
+    );
   });
 
   it('exports every variable it reads, each documented in the README', () => {

@@ -74,17 +74,6 @@ export const DEFAULT_MUTATION_CONFIG: Readonly<MutationConfig> = freezeConfig({
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/;
-const SIZE = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i;
-const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1000, kib: 1024, mb: 1_000_000, mib: 1024 * 1024 };
-
-/** Parses `4mb`, `512kib`, `1048576` into bytes; undefined when invalid. */
-export function parseSize(text: string): number | undefined {
-  const match = SIZE.exec(text.trim());
-  if (!match) return undefined;
-  const unit = (match[2] ?? 'b').toLowerCase();
-  return Number(match[1]) * (SIZE_UNITS[unit] ?? 1);
-}
-
 const P = 'AFTERLIFE_WEBHOOK_';
 
 /** Reads and validates the webhook's settings once at start-up. Throws ConfigError naming the variable. */
@@ -105,14 +94,7 @@ export function loadConfig(environment: Environment): Readonly<WebhookConfig> {
   if (!DNS1123_LABEL.test(knativeNamespace)) {
     throw new ConfigError(`${P}KNATIVE_NAMESPACE`, `must be a namespace name, got "${knativeNamespace}"`);
   }
-  const bodyLimitText = env.string(`${P}BODY_LIMIT`, '4mib');
-  const bodyLimitBytes = parseSize(bodyLimitText);
-  if (bodyLimitBytes === undefined || bodyLimitBytes < 1024 || bodyLimitBytes > 64 * 1024 * 1024) {
-    throw new ConfigError(
-      `${P}BODY_LIMIT`,
-      `must be a size between 1kib and 64mib like 4mib or 3145728, got "${bodyLimitText}"`,
-    );
-  }
+  const bodyLimitBytes = env.size(`${P}BODY_LIMIT`, '4mib', { min: 1024, max: 64 * 1024 * 1024 });
   const insecureRegistries = env.list(`${P}INSECURE_REGISTRIES`);
   for (const registry of insecureRegistries) {
     if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(registry)) {

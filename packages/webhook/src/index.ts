@@ -27,7 +27,6 @@ export {
   DEFAULT_MUTATION_CONFIG,
   loadConfig,
   type MutationConfig,
-  parseSize,
   WASM_VARIANTS,
   type WasmVariant,
   WEBHOOK_ENV_VARS,

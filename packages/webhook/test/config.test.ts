@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ConfigError } from '@afterlife/core';
-import { loadConfig, parseSize, WEBHOOK_ENV_VARS } from '../src/config.ts';
+import { loadConfig, WEBHOOK_ENV_VARS } from '../src/config.ts';
 
 describe('loadConfig', () => {
   it('has production defaults', () => {
@@ -69,10 +69,25 @@ describe('loadConfig', () => {
     });
   }
 
-  it('parses sizes', () => {
-    assert.equal(parseSize('4mib'), 4 * 1024 * 1024);
-    assert.equal(parseSize('512 KB'), 512_000);
-    assert.equal(parseSize('1024'), 1024);
-    assert.equal(parseSize('1.5mb'), undefined);
+  it('reads AFTERLIFE_WEBHOOK_BODY_LIMIT in decimal and binary units (1mb = 1,000,000 bytes, 1gib = 1024³)', () => {
+    const limit = (value: string) => loadConfig({ AFTERLIFE_WEBHOOK_BODY_LIMIT: value }).bodyLimitBytes;
+    assert.equal(limit('4mib'), 4 * 1024 * 1024);
+    assert.equal(limit('512 KB'), 512_000);
+    assert.equal(limit('1024'), 1024);
+    assert.equal(limit('64MiB'), 64 * 1024 * 1024);
+    for (const [value, message] of [
+      ['1.5mb', /kb\/mb\/gb = 1000ⁿ bytes, kib\/mib\/gib = 1024ⁿ bytes/],
+      ['1gib', /must be at most 64mib, got "1gib"/],
+      ['1000', /must be at least 1kib, got "1000"/],
+    ] as const) {
+      assert.throws(
+        () => loadConfig({ AFTERLIFE_WEBHOOK_BODY_LIMIT: value }),
+        (error: unknown) =>
+          error instanceof ConfigError &&
+          error.variable === 'AFTERLIFE_WEBHOOK_BODY_LIMIT' &&
+          message.test(error.message),
+        value,
+      );
+    }
   });
 });

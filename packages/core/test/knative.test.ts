@@ -4,7 +4,7 @@ import {
   knativeRuntimeClassFor,
   parseRuntimeClassNames,
   runtimeClassFieldAllowed,
-} from '../src/features.ts';
+} from '../src/index.ts';
 
 describe('Knative features', () => {
   it('treats a missing or unset flag as disabled (Knative default)', () => {
