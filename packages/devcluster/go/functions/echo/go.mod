@@ -1,0 +1,3 @@
+module afterlife.dev/functions/echo
+
+go 1.26
