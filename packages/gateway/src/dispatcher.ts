@@ -443,7 +443,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      controller.abort(new Error('delivery timeout'));
+      controller.abort(new GatewayError('DELIVERY_TIMEOUT', 'delivery timeout'));
     }, this.#options.deliveryTimeoutMs);
     this.#deliveries.add(controller);
     const finish = () => {

@@ -1,14 +1,29 @@
 import { AfterlifeError } from '@afterlife/core';
 
-/** Why an accepted (or refused) event did not reach the function, with the HTTP status its sender gets. */
+/** Every code the gateway raises, with the HTTP status its sender gets. */
 export type GatewayErrorCode =
+  /** No function of that name is known (no Service). */
   | 'UNKNOWN_FUNCTION'
+  /** The function already holds as many events as allowed. */
   | 'PENDING_LIMIT'
+  /** No endpoint became ready within the cold-start timeout. */
   | 'COLD_START_TIMEOUT'
+  /** The delivery failed after the event may have reached the function. */
   | 'DELIVERY_FAILED'
+  /** The function did not answer within the delivery timeout. */
   | 'DELIVERY_TIMEOUT'
+  /** The gateway is draining (or shut down before delivering). */
   | 'SHUTTING_DOWN'
-  | 'SENDER_GONE';
+  /** The sender disconnected while its event was held. */
+  | 'SENDER_GONE'
+  /** The request carries no valid CloudEvent. */
+  | 'EVENT_INVALID'
+  /** Transport: the request to the endpoint failed (the errno is in `cause`). */
+  | 'TRANSPORT_FAILED'
+  /** Transport: the delivery was aborted (timeout, shutdown). */
+  | 'TRANSPORT_ABORTED'
+  /** Transport: the connection closed before the whole reply arrived. */
+  | 'REPLY_ABORTED';
 
 const STATUS: Record<GatewayErrorCode, number> = {
   UNKNOWN_FUNCTION: 404,
@@ -18,10 +33,14 @@ const STATUS: Record<GatewayErrorCode, number> = {
   DELIVERY_TIMEOUT: 504,
   SHUTTING_DOWN: 503,
   SENDER_GONE: 499,
+  EVENT_INVALID: 400,
+  TRANSPORT_FAILED: 502,
+  TRANSPORT_ABORTED: 502,
+  REPLY_ABORTED: 502,
 };
 
-export class GatewayError extends AfterlifeError {
-  declare readonly code: GatewayErrorCode;
+/** Why an accepted (or refused) event did not reach the function, with the HTTP status its sender gets. */
+export class GatewayError extends AfterlifeError<GatewayErrorCode> {
   readonly status: number;
   /** Worth retrying later (the answer carries `Retry-After`). */
   readonly retryable: boolean;
@@ -34,10 +53,15 @@ export class GatewayError extends AfterlifeError {
 }
 
 /** A delivery attempt failed; `safeToRetry` when the event cannot have reached the function (connection refused, or a reset of a reused keep-alive socket before any reply). */
-export class TransportError extends AfterlifeError {
+export class TransportError extends GatewayError {
   readonly safeToRetry: boolean;
 
-  constructor(code: string, message: string, safeToRetry: boolean, options?: { cause?: unknown }) {
+  constructor(
+    code: 'TRANSPORT_FAILED' | 'TRANSPORT_ABORTED' | 'REPLY_ABORTED',
+    message: string,
+    safeToRetry: boolean,
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
     this.safeToRetry = safeToRetry;
   }

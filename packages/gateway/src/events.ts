@@ -1,13 +1,17 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { AfterlifeError, errorMessage } from '@afterlife/core';
+import { errorMessage } from '@afterlife/core';
 import { type CloudEvent, HTTP, ValidationError } from 'cloudevents';
+import { GatewayError } from './errors.ts';
 
 /** One CloudEvent, ready to be delivered in binary mode (`ce-*` headers + data as the body). */
 export interface EventMessage {
   readonly id: string;
   readonly source: string;
   readonly type: string;
-  /** Lower-case header names: `ce-*`, `content-type`, and the trace context headers. */
+  /**
+   * Lower-case header names: `ce-*`, `content-type`, and the trace context headers. `ce-*` values
+   * are the attribute values themselves (percent-decoded); `encodeHeaderValue` is applied on send.
+   */
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Buffer;
 }
@@ -20,7 +24,7 @@ export interface ParsedEvents {
 }
 
 /** The request does not carry valid CloudEvents; `errors` lists every problem found. */
-export class EventValidationError extends AfterlifeError {
+export class EventValidationError extends GatewayError {
   readonly errors: readonly string[];
 
   constructor(errors: readonly string[]) {
@@ -36,6 +40,53 @@ const SPEC_VERSION = '1.0';
 const TRACE_HEADERS = ['traceparent', 'tracestate', 'baggage'] as const;
 const MIME_STRUCTURED = 'application/cloudevents+json';
 const MIME_BATCH = 'application/cloudevents-batch+json';
+
+const HEX = '0123456789ABCDEF';
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Percent-encodes a `ce-*` header value the way the CloudEvents HTTP binding (3.1.3.2) requires:
+ * space, `"`, `%` and every character outside printable ASCII (U+0021–U+007E) become `%XX` of
+ * their UTF-8 bytes; everything else is sent as it is.
+ */
+export function encodeHeaderValue(value: string): string {
+  let out = '';
+  for (const char of value) {
+    const code = char.codePointAt(0) ?? 0;
+    if (code > 0x20 && code < 0x7f && char !== '"' && char !== '%') {
+      out += char;
+      continue;
+    }
+    for (const byte of Buffer.from(char, 'utf8')) out += `%${HEX[byte >> 4]}${HEX[byte & 15]}`;
+  }
+  return out;
+}
+
+/**
+ * Decodes a received `ce-*` header value (3.1.3.2): `%XX` sequences are UTF-8 bytes; characters
+ * that were not encoded are taken as they came. Undefined when the bytes are not UTF-8.
+ */
+export function decodeHeaderValue(raw: string): string | undefined {
+  if (!raw.includes('%') && !/[^\x20-\x7e]/.test(raw)) return raw;
+  // Node hands header bytes over as latin1 characters: one character per byte.
+  const bytes: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const pair = raw.slice(i + 1, i + 3);
+    if (raw[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(pair)) {
+      bytes.push(Number.parseInt(pair, 16));
+      i += 2;
+    } else if (raw.charCodeAt(i) <= 0xff) {
+      bytes.push(raw.charCodeAt(i));
+    } else {
+      bytes.push(...Buffer.from(raw[i] ?? '', 'utf8'));
+    }
+  }
+  try {
+    return UTF8.decode(Uint8Array.from(bytes));
+  } catch {
+    return undefined;
+  }
+}
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
@@ -145,16 +196,21 @@ function checkAttributes(attributes: Record<string, unknown>, prefix: string, er
 function fromBinary(headers: IncomingHttpHeaders, body: Buffer, trace: Record<string, string>): EventMessage {
   const attributes: Record<string, unknown> = {};
   const out: Record<string, string> = { ...trace };
+  const errors: string[] = [];
   for (const [rawName, rawValue] of Object.entries(headers)) {
     const name = rawName.toLowerCase();
     if (!name.startsWith('ce-') || rawValue === undefined) continue;
-    const value = Array.isArray(rawValue) ? rawValue.join(', ') : rawValue;
+    const value = decodeHeaderValue(Array.isArray(rawValue) ? rawValue.join(', ') : rawValue);
+    if (value === undefined) {
+      errors.push(`header ${name} is not valid percent-encoded UTF-8`);
+      continue;
+    }
     attributes[name.slice(3)] = value;
     out[name] = value;
   }
   const contentType = header(headers, 'content-type');
   if (contentType !== undefined) out['content-type'] = contentType;
-  const errors: string[] = [];
+  if (errors.length > 0) throw new EventValidationError(errors);
   if (Object.keys(attributes).length === 0) {
     errors.push(
       'no CloudEvent found: send ce-id, ce-source, ce-type and ce-specversion headers (binary mode), ' +

@@ -1,5 +1,5 @@
-import type { Logger } from '@afterlife/core';
-import { errorMessage } from '@afterlife/core';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type AdminRoutes, errorMessage, type Logger, type RequestHandler, sendAnswer } from '@afterlife/core';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Dispatcher } from './dispatcher.ts';
 import { GatewayError } from './errors.ts';
@@ -93,6 +93,10 @@ export function createEventsApp(options: {
       res.status(status).json({ results });
     },
   );
+  app.all('/ns/:namespace/fn/:name', (req: Request, res: Response) => {
+    res.setHeader('allow', 'POST');
+    sendError(res, 405, 'method_not_allowed', `${req.method} is not allowed: send events with POST`);
+  });
   app.use((_req: Request, res: Response) => {
     sendError(res, 404, 'not_found', 'send events to POST /ns/<namespace>/fn/<name>');
   });
@@ -110,21 +114,16 @@ export function createEventsApp(options: {
 }
 
 /** The admin port: counts for the scaler (`/v1/counts`, `/v1/counts/stream`), probes and metrics. */
-export function createAdminApp(options: {
+export function createAdminRoutes(options: {
   dispatcher: Dispatcher;
   broadcaster: CountsBroadcaster;
   metrics: GatewayMetrics;
   ready: () => boolean;
-}): express.Express {
+}): AdminRoutes & { readonly notFound: RequestHandler } {
   const { dispatcher, broadcaster, metrics, ready } = options;
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.get('/v1/counts', (_req, res) => {
-    res.setHeader('cache-control', 'no-store');
-    res.json(dispatcher.snapshot());
-  });
-  app.get('/v1/counts/stream', (req, res) => {
+  const counts = (_req: IncomingMessage, res: ServerResponse) =>
+    sendAnswer(res, 200, dispatcher.snapshot(), { 'cache-control': 'no-store' });
+  const stream = (req: IncomingMessage, res: ServerResponse) => {
     req.socket.setNoDelay(true);
     req.socket.setTimeout(0);
     res.writeHead(200, {
@@ -142,20 +141,19 @@ export function createAdminApp(options: {
       unsubscribe();
       metrics.subscribers.dec();
     });
-  });
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', (_req, res) => {
-    const isReady = ready() && !dispatcher.draining;
-    res.status(isReady ? 200 : 503).json({ status: isReady ? 'ready' : dispatcher.draining ? 'draining' : 'syncing' });
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.setHeader('content-type', metrics.registry.contentType);
-    res.end(await metrics.registry.metrics());
-  });
-  app.use((_req: Request, res: Response) => {
-    sendError(res, 404, 'not_found', 'admin endpoints: /v1/counts, /v1/counts/stream, /healthz, /readyz, /metrics');
-  });
-  return app;
+  };
+  return {
+    healthz: () => ({ ok: true, body: { status: 'ok' } }),
+    readyz: () => {
+      const isReady = ready() && !dispatcher.draining;
+      return { ok: isReady, body: { status: isReady ? 'ready' : dispatcher.draining ? 'draining' : 'syncing' } };
+    },
+    metrics: metrics.registry,
+    routes: { '/v1/counts': counts, '/v1/counts/stream': stream },
+    notFound: (_req, res) =>
+      sendAnswer(res, 404, {
+        error: 'not_found',
+        message: 'admin endpoints: /v1/counts, /v1/counts/stream, /healthz, /readyz, /metrics',
+      }),
+  };
 }

@@ -8,8 +8,15 @@ export {
 export { Dispatcher, type DispatcherOptions } from './dispatcher.ts';
 export { type Endpoint, EndpointTable, endpointKey, type FunctionRef } from './endpoints.ts';
 export { GatewayError, type GatewayErrorCode, TransportError } from './errors.ts';
-export { type ContentMode, type EventMessage, EventValidationError, parseEvents } from './events.ts';
-export { createAdminApp, createEventsApp } from './http.ts';
+export {
+  type ContentMode,
+  decodeHeaderValue,
+  type EventMessage,
+  EventValidationError,
+  encodeHeaderValue,
+  parseEvents,
+} from './events.ts';
+export { createAdminRoutes, createEventsApp } from './http.ts';
 export {
   type DiscoveryOptions,
   functionOfService,

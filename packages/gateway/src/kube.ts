@@ -1,6 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '@afterlife/core';
-import { errorMessage } from '@afterlife/core';
+import { InformerRunner, type Logger } from '@afterlife/core';
 import {
   CoreV1Api,
   DiscoveryV1Api,
@@ -65,6 +63,7 @@ export class KubeEndpointWatcher {
   readonly #logger: Logger;
   readonly #services: Watched<V1Service>[] = [];
   readonly #slices: Watched<V1EndpointSlice>[] = [];
+  readonly #runners: InformerRunner[] = [];
   /** Functions this watcher put in the table, per namespace. */
   readonly #known = new Map<string, Set<string>>();
   #stopped = false;
@@ -113,6 +112,11 @@ export class KubeEndpointWatcher {
       }
       this.#services.push(services);
       this.#slices.push(slices);
+      const scope = namespace === undefined ? 'all namespaces' : `namespace ${namespace}`;
+      this.#runners.push(
+        new InformerRunner(services, { logger: this.#logger, what: `Services in ${scope}` }),
+        new InformerRunner(slices, { logger: this.#logger, what: `EndpointSlices in ${scope}` }),
+      );
     }
   }
 
@@ -123,8 +127,12 @@ export class KubeEndpointWatcher {
 
   /** Lists and starts watching; resolves once the table reflects the cluster (retries while the API is down). */
   async start(): Promise<void> {
-    const informers = [...this.#services, ...this.#slices] as Watched<KubernetesObject>[];
-    await Promise.all(informers.map((informer) => this.#startInformer(informer)));
+    await Promise.all(
+      this.#runners.map(async (runner) => {
+        await runner.start();
+        await runner.whenSynced();
+      }),
+    );
     if (this.#stopped) return;
     for (const namespace of new Set(this.#services.flatMap((s) => s.list().map((o) => o.metadata?.namespace ?? '')))) {
       this.#recompute(namespace);
@@ -133,31 +141,9 @@ export class KubeEndpointWatcher {
     this.#logger.info({ functions: this.#table.functions().length }, 'endpoint watch synced');
   }
 
-  async #startInformer(informer: Watched<KubernetesObject>): Promise<void> {
-    for (let attempt = 1; !this.#stopped; attempt++) {
-      let failure: unknown;
-      const onError = (error: unknown) => {
-        failure = error ?? new Error('watch failed');
-      };
-      informer.on('error', onError);
-      await informer.start();
-      informer.off('error', onError);
-      if (failure === undefined) break;
-      this.#logger.warn({ err: errorMessage(failure), attempt }, 'listing from the Kubernetes API failed; retrying');
-      await sleep(Math.min(500 * attempt, 5000));
-    }
-    informer.on('error', (error: unknown) => {
-      if (this.#stopped) return;
-      this.#logger.warn({ err: errorMessage(error) }, 'watch failed; restarting');
-      setTimeout(() => {
-        if (!this.#stopped) void informer.start();
-      }, 1000).unref();
-    });
-  }
-
   async stop(): Promise<void> {
     this.#stopped = true;
-    await Promise.all([...this.#services, ...this.#slices].map((informer) => informer.stop()));
+    await Promise.all(this.#runners.map((runner) => runner.stop()));
   }
 
   #recompute(namespace: string): void {

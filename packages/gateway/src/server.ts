@@ -1,13 +1,10 @@
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Logger } from '@afterlife/core';
-import { createLogger } from '@afterlife/core';
+import { createServer } from 'node:http';
+import { type AdminServer, closeServer, createLogger, type Logger, listen, startAdminServer } from '@afterlife/core';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { GatewayConfig } from './config.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { EndpointTable } from './endpoints.ts';
-import { createAdminApp, createEventsApp } from './http.ts';
+import { createAdminRoutes, createEventsApp } from './http.ts';
 import { KubeEndpointWatcher } from './kube.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { CountsBroadcaster, DEFAULT_STREAM_TIMING, type StreamTiming } from './stream.ts';
@@ -36,24 +33,6 @@ export interface Gateway {
    * timeout; remaining senders get 503), stop watching, close both servers. Idempotent.
    */
   close(): Promise<void>;
-}
-
-async function listen(server: Server, port: number, host: string): Promise<number> {
-  server.listen(port, host);
-  await once(server, 'listening');
-  return (server.address() as AddressInfo).port;
-}
-
-async function closeServer(server: Server, graceMs: number): Promise<void> {
-  if (!server.listening) {
-    server.closeAllConnections();
-    return;
-  }
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeIdleConnections();
-  const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-  await closed;
-  clearTimeout(timer);
 }
 
 /** Starts a gateway in this process (what `main.ts`, the scaler's e2e test and the demo use). */
@@ -94,13 +73,16 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Sta
       retryAfterSeconds: config.retryAfterSeconds,
     }),
   );
-  const adminServer = createServer(
-    createAdminApp({ dispatcher, broadcaster, metrics, ready: () => watcher === undefined || watcher.synced }),
-  );
+  const adminRoutes = createAdminRoutes({
+    dispatcher,
+    broadcaster,
+    metrics,
+    ready: () => watcher === undefined || watcher.synced,
+  });
+  let admin: AdminServer | undefined;
   let eventsPort: number;
-  let adminPort: number;
   try {
-    adminPort = await listen(adminServer, config.adminPort, config.host);
+    admin = await startAdminServer({ host: config.host, port: config.adminPort, ...adminRoutes });
     await watcher?.start();
     eventsPort = await listen(eventsServer, config.port, config.host);
   } catch (error) {
@@ -108,11 +90,12 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Sta
     broadcaster.close();
     dispatcher.close();
     transport.close();
-    eventsServer.close();
-    adminServer.close();
-    adminServer.closeAllConnections();
+    await closeServer(eventsServer, 0);
+    await admin?.close();
     throw error;
   }
+  const adminServer = admin;
+  const adminPort = admin.port;
   logger.info({ eventsPort, adminPort, id: config.id, discovery: config.discovery }, 'gateway listening');
 
   let closing: Promise<void> | undefined;
@@ -127,7 +110,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Sta
       await watcher?.stop();
       transport.close();
       broadcaster.close();
-      await closeServer(adminServer, 0);
+      await adminServer.close();
       logger.info('gateway stopped');
     })();
     return closing;

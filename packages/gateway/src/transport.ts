@@ -2,7 +2,7 @@ import { Agent, request } from 'node:http';
 import { errorMessage } from '@afterlife/core';
 import type { Endpoint } from './endpoints.ts';
 import { TransportError } from './errors.ts';
-import type { EventMessage } from './events.ts';
+import { type EventMessage, encodeHeaderValue } from './events.ts';
 
 /** What the function answered. */
 export interface Reply {
@@ -46,7 +46,10 @@ export class HttpTransport implements Transport {
     return new Promise<Reply>((resolve, reject) => {
       let connected = false;
       let answered = false;
-      const headers: Record<string, string | number> = { ...message.headers, 'content-length': message.body.length };
+      const headers: Record<string, string | number> = { 'content-length': message.body.length };
+      for (const [name, value] of Object.entries(message.headers)) {
+        headers[name] = name.startsWith('ce-') ? encodeHeaderValue(value) : value;
+      }
       const req = request({
         host: endpoint.ip,
         port: endpoint.port,
@@ -62,17 +65,13 @@ export class HttpTransport implements Transport {
       });
       req.on('error', (error: NodeJS.ErrnoException) => {
         if (signal.aborted) {
-          reject(new TransportError('DELIVERY_ABORTED', `delivery aborted: ${errorMessage(signal.reason)}`, false));
+          reject(new TransportError('TRANSPORT_ABORTED', `delivery aborted: ${errorMessage(signal.reason)}`, false));
           return;
         }
         const code = error.code ?? '';
         const staleKeepAlive = req.reusedSocket && !answered && STALE_KEEPALIVE_ERRORS.has(code);
         const safe = (!connected && CONNECT_ERRORS.has(code)) || staleKeepAlive;
-        reject(
-          new TransportError(error.code ?? 'DELIVERY_ERROR', `delivery failed: ${error.message}`, safe, {
-            cause: error,
-          }),
-        );
+        reject(new TransportError('TRANSPORT_FAILED', `delivery failed: ${error.message}`, safe, { cause: error }));
       });
       req.on('response', (res) => {
         answered = true;

@@ -44,6 +44,33 @@ describe('parseEvents', () => {
     assert.equal(event.headers['x-unrelated'], undefined);
   });
 
+  it('decodes percent-encoded ce- header values (HTTP binding 3.1.3.2): the event carries the real values', () => {
+    const parsed = parseEvents(
+      {
+        'ce-id': 'e%201',
+        'ce-source': '/s',
+        'ce-type': 't.v1',
+        'ce-specversion': '1.0',
+        'ce-subject': 'caf%C3%A9 %22x%22 100%25',
+        'ce-myext': 'no-escapes-here',
+      },
+      Buffer.alloc(0),
+    );
+    const [event] = parsed.events;
+    assert.equal(event?.id, 'e 1');
+    assert.equal(event?.headers['ce-id'], 'e 1');
+    assert.equal(event?.headers['ce-subject'], 'café "x" 100%');
+    assert.equal(event?.headers['ce-myext'], 'no-escapes-here');
+  });
+
+  it('rejects a ce- header whose percent-encoding is not UTF-8', () => {
+    const errors = invalid(
+      { 'ce-id': '1', 'ce-source': '/s', 'ce-type': 't', 'ce-specversion': '1.0', 'ce-subject': 'bad%FF%FE' },
+      '',
+    );
+    assert.match(errors.join(), /ce-subject .*percent-encoded UTF-8/);
+  });
+
   it('turns structured mode into binary: attributes → ce-*, datacontenttype → content-type, data → body', () => {
     const parsed = parseEvents(
       { 'content-type': 'application/cloudevents+json; charset=utf-8' },

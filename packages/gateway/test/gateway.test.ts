@@ -41,6 +41,18 @@ describe('gateway over HTTP (events port + admin port)', function () {
       assert.equal(other.status, 404);
     });
 
+    it('answers 405 with Allow: POST for any other method on a function URL', async () => {
+      for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
+        const res = await fetch(`http://127.0.0.1:${gateway?.eventsPort}${PATH}`, { method });
+        assert.equal(res.status, 405, method);
+        assert.equal(res.headers.get('allow'), 'POST', method);
+        assert.equal(((await res.json()) as { error: string }).error, 'method_not_allowed');
+      }
+      const head = await fetch(`http://127.0.0.1:${gateway?.eventsPort}${PATH}`, { method: 'HEAD' });
+      assert.equal(head.status, 405);
+      assert.equal(head.headers.get('allow'), 'POST');
+    });
+
     it('answers 400 naming a missing id', async () => {
       const res = await fetch(`http://127.0.0.1:${gateway?.eventsPort}${PATH}`, {
         method: 'POST',
@@ -105,6 +117,38 @@ describe('gateway over HTTP (events port + admin port)', function () {
       assert.equal(got.headers['ce-myext'], 'ext-value');
       assert.equal(got.headers.traceparent, traceparent);
       assert.equal(got.body.toString(), '{"hello":"world"}');
+    });
+
+    it('decodes percent-encoded ce- header values and re-encodes only what the HTTP binding requires on delivery', async () => {
+      const target = await receiver();
+      gateway = await startTestGateway();
+      gateway.endpoints.setFunction(FN, [{ ip: '127.0.0.1', port: target.port }]);
+      const res = await sendBinary(gateway.eventsPort, PATH, 'evt%2D%41', {
+        'ce-source': '/s%7Ex',
+        'ce-subject': 'caf%C3%A9 %22quoted%22 100%25',
+        'ce-myext': 'plain-%7Evalue',
+      });
+      assert.equal(res.status, 200);
+      const got = target.received[0];
+      assert.equal(got?.headers['ce-id'], 'evt-A');
+      assert.equal(got?.headers['ce-source'], '/s~x');
+      assert.equal(got?.headers['ce-subject'], 'caf%C3%A9%20%22quoted%22%20100%25');
+      assert.equal(got?.headers['ce-myext'], 'plain-~value');
+    });
+
+    it('percent-encodes structured attributes that a header cannot carry as they are', async () => {
+      const target = await receiver();
+      gateway = await startTestGateway();
+      gateway.endpoints.setFunction(FN, [{ ip: '127.0.0.1', port: target.port }]);
+      const res = await fetch(`http://127.0.0.1:${gateway.eventsPort}${PATH}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify({ id: 's-€', source: '/s', type: 't', specversion: '1.0', subject: 'a "b" 5%' }),
+      });
+      assert.equal(res.status, 200);
+      const got = target.received[0];
+      assert.equal(got?.headers['ce-id'], 's-%E2%82%AC');
+      assert.equal(got?.headers['ce-subject'], 'a%20%22b%22%205%25');
     });
 
     it('delivers a structured event in binary mode', async () => {

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLogger, type Environment } from '@afterlife/core';
+import { type CountsSnapshot, createLogger, type Environment, fetchCounts } from '@afterlife/core';
 import { loadConfig } from '../src/config.ts';
 import { type Gateway, type StartOptions, startGateway } from '../src/server.ts';
 
@@ -114,11 +114,10 @@ export async function waitFor(
   }
 }
 
-export async function counts(adminPort: number) {
-  const res = await fetch(`http://127.0.0.1:${adminPort}/v1/counts`);
-  return (await res.json()) as import('@afterlife/core').CountsSnapshot;
+export function counts(adminPort: number): Promise<CountsSnapshot> {
+  return fetchCounts(`http://127.0.0.1:${adminPort}`);
 }
 
-export function pendingOf(snapshot: import('@afterlife/core').CountsSnapshot, name: string): number {
+export function pendingOf(snapshot: CountsSnapshot, name: string): number {
   return snapshot.functions.find((fn) => fn.name === name)?.pending ?? 0;
 }
