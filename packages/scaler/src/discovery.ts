@@ -1,4 +1,4 @@
-import { errorMessage, type Logger } from '@afterlife/core';
+import { InformerRunner, type Logger } from '@afterlife/core';
 import { DiscoveryV1Api, type KubeConfig, makeInformer, type V1EndpointSlice } from '@kubernetes/client-node';
 import type { GatewayServiceRef } from './config.ts';
 
@@ -54,8 +54,10 @@ export function endpointSliceDiscovery(
     () => api.listNamespacedEndpointSlice({ namespace: ref.namespace, labelSelector }),
     labelSelector,
   );
-  let stopped = false;
-  let restart: NodeJS.Timeout | undefined;
+  const runner = new InformerRunner(informer, {
+    logger,
+    what: `the EndpointSlices of Service ${ref.namespace}/${ref.name}`,
+  });
   return {
     async start(onChange) {
       let last = '';
@@ -70,21 +72,11 @@ export function endpointSliceDiscovery(
       informer.on('add', publish);
       informer.on('update', publish);
       informer.on('delete', publish);
-      informer.on('error', (error: unknown) => {
-        if (stopped) return;
-        logger.warn({ err: errorMessage(error) }, 'EndpointSlice watch failed; restarting in 2s');
-        clearTimeout(restart);
-        restart = setTimeout(() => {
-          if (!stopped) informer.start().catch(() => undefined);
-        }, 2000);
-      });
-      await informer.start();
+      await runner.start();
       publish();
     },
     async stop() {
-      stopped = true;
-      clearTimeout(restart);
-      await informer.stop();
+      await runner.stop();
     },
   };
 }

@@ -1,6 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errorMessage, type Logger, parseCountsSnapshot } from '@afterlife/core';
+import {
+  type CountsSnapshot,
+  errorMessage,
+  fetchCounts,
+  hasCode,
+  type Logger,
+  parseCountsSnapshot,
+} from '@afterlife/core';
 import type { AcceptResult, CountsAggregator } from './aggregate.ts';
+import { ScalerError } from './errors.ts';
 
 export interface GatewayWatcherHooks {
   /** Every snapshot read (`invalid` when it failed validation). */
@@ -62,15 +70,14 @@ export class GatewayWatcher {
     this.#options.logger.debug({ gateway: this.source, up }, 'gateway counts stream');
   }
 
-  #offer(body: string, via: 'stream' | 'poll'): void {
-    let result: AcceptResult | 'invalid';
-    try {
-      result = this.#options.aggregator.accept(this.source, parseCountsSnapshot(JSON.parse(body)));
-    } catch (error) {
-      result = 'invalid';
-      this.#options.logger.warn({ gateway: this.source, via, err: errorMessage(error) }, 'invalid counts from gateway');
-    }
+  #offer(snapshot: CountsSnapshot, via: 'stream' | 'poll'): void {
+    const result: AcceptResult = this.#options.aggregator.accept(this.source, snapshot);
     this.#options.hooks?.onSnapshot?.(this.source, via, result);
+  }
+
+  #invalid(error: unknown, via: 'stream' | 'poll'): void {
+    this.#options.logger.warn({ gateway: this.source, via, err: errorMessage(error) }, 'invalid counts from gateway');
+    this.#options.hooks?.onSnapshot?.(this.source, via, 'invalid');
   }
 
   async #streamLoop(): Promise<void> {
@@ -101,7 +108,10 @@ export class GatewayWatcher {
     let watchdog: NodeJS.Timeout | undefined;
     const arm = (): void => {
       clearTimeout(watchdog);
-      watchdog = setTimeout(() => attempt.abort(new Error('no heartbeat')), this.#options.heartbeatTimeoutMs);
+      watchdog = setTimeout(
+        () => attempt.abort(new ScalerError('GATEWAY_STREAM_FAILED', 'no heartbeat')),
+        this.#options.heartbeatTimeoutMs,
+      );
     };
     try {
       arm();
@@ -109,10 +119,16 @@ export class GatewayWatcher {
         signal,
         headers: { accept: 'text/event-stream' },
       });
-      if (!response.ok || response.body === null) throw new Error(`HTTP ${response.status}`);
+      if (!response.ok || response.body === null) {
+        throw new ScalerError('GATEWAY_STREAM_FAILED', `GET /v1/counts/stream answered ${response.status}`);
+      }
       const parser = new SseParser((event, data) => {
         if (event !== 'counts') return;
-        this.#offer(data, 'stream');
+        try {
+          this.#offer(parseCountsSnapshot(JSON.parse(data)), 'stream');
+        } catch (error) {
+          this.#invalid(error, 'stream');
+        }
         if (!this.#streaming) {
           onConnected();
           this.#setStreaming(true);
@@ -133,15 +149,15 @@ export class GatewayWatcher {
     while (!this.#stop.signal.aborted) {
       if (!this.#streaming) {
         try {
-          const signal = AbortSignal.any([
-            this.#stop.signal,
-            AbortSignal.timeout(Math.max(1000, this.#options.pollIntervalMs * 2)),
-          ]);
-          const response = await fetch(`${this.source}/v1/counts`, { signal, headers: { accept: 'application/json' } });
-          const body = await response.text();
-          if (response.ok && !this.#streaming) this.#offer(body, 'poll');
+          const snapshot = await fetchCounts(this.source, {
+            signal: this.#stop.signal,
+            timeoutMs: Math.max(1000, this.#options.pollIntervalMs * 2),
+          });
+          if (!this.#streaming) this.#offer(snapshot, 'poll');
         } catch (error) {
-          if (!this.#stop.signal.aborted) {
+          if (hasCode(error, 'COUNTS_INVALID')) {
+            if (!this.#streaming) this.#invalid(error, 'poll');
+          } else if (!this.#stop.signal.aborted) {
             this.#options.logger.debug({ gateway: this.source, err: errorMessage(error) }, 'counts poll failed');
           }
         }

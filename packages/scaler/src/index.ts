@@ -18,6 +18,7 @@ export {
   type TlsFiles,
 } from './config.ts';
 export { endpointSliceDiscovery, type GatewayDiscovery, gatewayUrlsFromSlices, staticDiscovery } from './discovery.ts';
+export { ScalerError, type ScalerErrorCode } from './errors.ts';
 export { GatewayWatcher, SseParser } from './gateways.ts';
 export {
   DEFAULT_ACTIVATION_THRESHOLD,

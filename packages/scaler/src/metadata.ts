@@ -1,4 +1,5 @@
-import { AfterlifeError, functionKey } from '@afterlife/core';
+import { functionKey } from '@afterlife/core';
+import { ScalerError } from './errors.ts';
 
 /** What the scaler reports for a function. `concurrency` = pending + in-flight. */
 export const METRICS = ['pending', 'concurrency', 'rate'] as const;
@@ -27,7 +28,7 @@ export interface TriggerSpec {
 }
 
 /** Bad trigger metadata; the gRPC layer answers INVALID_ARGUMENT with this message. */
-export class MetadataError extends AfterlifeError {
+export class MetadataError extends ScalerError {
   readonly problems: readonly string[];
 
   constructor(problems: readonly string[]) {

@@ -1,6 +1,4 @@
-import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { errorMessage, type Logger } from '@afterlife/core';
+import { type AdminServer, type Logger, startAdminServer } from '@afterlife/core';
 import { Server, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { CountsAggregator } from './aggregate.ts';
@@ -101,59 +99,39 @@ export async function startScaler(config: Readonly<ScalerConfig>, options: Start
 
   let grpcPort: number;
   let ready = false;
-  const http = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { 'content-type': metrics.registry.contentType });
-          res.end(text);
-        },
-        (error: unknown) => {
-          res.writeHead(500, { 'content-type': 'text/plain' });
-          res.end(errorMessage(error));
-        },
-      );
-      return;
-    }
-    if (path === '/healthz' || path === '/readyz') {
-      const ok = path === '/healthz' || ready;
-      const body = {
-        status: ok ? 'ok' : 'starting',
-        countsFresh: aggregator.freshGatewayCount() > 0,
-        gateways: aggregator.gateways(),
-      };
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'text/plain' });
-    res.end('not found\n');
+  const probe = (ok: boolean) => ({
+    ok,
+    body: {
+      status: ok ? 'ok' : 'starting',
+      countsFresh: aggregator.freshGatewayCount() > 0,
+      gateways: aggregator.gateways(),
+    },
   });
-
+  let admin: AdminServer | undefined;
   try {
     const credentials = await serverCredentials(config.tls);
     grpcPort = await new Promise<number>((resolve, reject) => {
       const address = config.host.includes(':') ? `[${config.host}]:${config.port}` : `${config.host}:${config.port}`;
       server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port)));
     });
-    await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(config.metricsPort, config.host, () => {
-        http.off('error', reject);
-        resolve();
-      });
+    admin = await startAdminServer({
+      host: config.host,
+      port: config.metricsPort,
+      healthz: () => probe(true),
+      readyz: () => probe(ready),
+      metrics: metrics.registry,
     });
     await discovery.start(onGateways);
   } catch (error) {
     health.close();
     server.forceShutdown();
-    await closeHttp(http);
+    await admin?.close();
     await discovery.stop().catch(() => undefined);
     throw error;
   }
   ready = true;
-  const metricsPort = (http.address() as AddressInfo).port;
+  const adminServer = admin;
+  const metricsPort = admin.port;
   logger.info(
     { port: grpcPort, metricsPort, tls: config.tls === undefined ? 'off' : config.tls.caFile ? 'mutual' : 'server' },
     'scaler listening',
@@ -185,18 +163,10 @@ export async function startScaler(config: Readonly<ScalerConfig>, options: Start
             resolve();
           });
         });
-        await closeHttp(http);
+        await adminServer.close();
         logger.info('scaler stopped');
       })();
       return closing;
     },
   };
-}
-
-async function closeHttp(http: HttpServer): Promise<void> {
-  if (!http.listening) return;
-  await new Promise<void>((resolve) => {
-    http.close(() => resolve());
-    http.closeAllConnections();
-  });
 }

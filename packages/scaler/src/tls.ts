@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { AfterlifeError } from '@afterlife/core';
 import { ServerCredentials } from '@grpc/grpc-js';
 import type { TlsFiles } from './config.ts';
+import { ScalerError } from './errors.ts';
 
 /**
  * gRPC server credentials: plaintext without TLS files; server TLS with cert+key (KEDA trigger
@@ -15,7 +15,7 @@ export async function serverCredentials(tls: TlsFiles | undefined): Promise<Serv
     try {
       return await readFile(file);
     } catch (cause) {
-      throw new AfterlifeError('TLS_FILE_UNREADABLE', `cannot read the TLS ${what} file ${file}`, { cause });
+      throw new ScalerError('TLS_FILE_UNREADABLE', `cannot read the TLS ${what} file ${file}`, { cause });
     }
   };
   const [cert, key, ca] = await Promise.all([

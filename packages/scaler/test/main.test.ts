@@ -66,11 +66,12 @@ describe('main (the process)', function () {
     }
   });
 
-  it('exits 1 naming the variable when the config is bad', async () => {
+  it('exits 2 naming the variable when the config is bad, like the other components', async () => {
     const proc = run({ AFTERLIFE_SCALER_PORT: 'ninety' });
     try {
-      assert.equal(await proc.exited, 1);
+      assert.equal(await proc.exited, 2);
       assert.match(proc.output(), /AFTERLIFE_SCALER_PORT: must be a whole number, got \\"ninety\\"/);
+      assert.match(proc.output(), /"variable":"AFTERLIFE_SCALER_PORT"/);
     } finally {
       proc.child.kill('SIGKILL');
     }
