@@ -1,16 +1,17 @@
-import type { MutationConfig } from './config.ts';
 import {
   CONFIG_DEPLOYMENT,
   CONFIG_FEATURES,
+  enableFlagCommand,
   isRecord,
   type KnativeFeatures,
   knativeRuntimeClassFor,
   RUNTIME_CLASS_FLAG,
   RUNTIME_CLASS_NAME_KEY,
   runtimeClassFieldAllowed,
-} from './features.ts';
+} from '@afterlife/core';
+import type { MutationConfig } from './config.ts';
+import { WebhookError } from './errors.ts';
 
-export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 export const KNATIVE_GROUP = 'serving.knative.dev';
 
 /** Labels and annotations the webhook reads (on the Service/Configuration) and writes (on its template). */
@@ -34,26 +35,19 @@ export interface JsonPatchOperation {
   value: unknown;
 }
 
-export interface AdmissionStatus {
-  status: 'Failure';
-  code: number;
-  reason: string;
-  message: string;
-}
+/**
+ * The part of an AdmissionReview `request` the policy reads (admission.k8s.io/v1
+ * AdmissionRequest); untrusted JSON, so every field is checked before use.
+ */
+export type AdmissionRequest = Readonly<Record<string, unknown>>;
 
-export interface AdmissionResponse {
-  uid: string;
-  allowed: boolean;
-  patchType?: 'JSONPatch';
-  patch?: string;
-  warnings?: string[];
-  status?: AdmissionStatus;
-}
-
-export interface AdmissionReviewResponse {
-  apiVersion: typeof ADMISSION_API_VERSION;
-  kind: 'AdmissionReview';
-  response: AdmissionResponse;
+/** What the policy answers for an allowed request: an AdmissionResponse without the uid (the HTTP layer echoes it). */
+export interface AdmissionAllowed {
+  readonly allowed: true;
+  readonly patchType?: 'JSONPatch';
+  /** The JSON Patch, base64-encoded, as AdmissionResponse carries it. */
+  readonly patch?: string;
+  readonly warnings?: readonly string[];
 }
 
 /** Decides whether a container image is a Wasm image (see image.ts); must not throw. */
@@ -75,30 +69,22 @@ export interface AdmitContext {
 
 /**
  * `mutated`: allowed with a patch; `unchanged`: opted in, nothing left to do; `skipped`: not ours
- * (not opted in, opted out, other kind or operation); `denied`: opted in but cannot be made to work;
- * `invalid`: the review itself is unusable.
+ * (not opted in, opted out, other kind or operation). Denials are thrown (`ADMISSION_DENIED`).
  */
-export type AdmissionOutcome = 'mutated' | 'unchanged' | 'skipped' | 'denied' | 'invalid';
+export type AdmitOutcome = 'mutated' | 'unchanged' | 'skipped';
 
 export interface AdmitResult {
-  /** 200 for every AdmissionReview answer; 400 only when no answer can carry a uid. */
-  readonly httpStatus: 200 | 400;
-  readonly body: AdmissionReviewResponse | { readonly error: string };
-  readonly outcome: AdmissionOutcome;
+  readonly response: AdmissionAllowed;
+  readonly outcome: AdmitOutcome;
   /** Short machine-friendly reason for logs. */
   readonly reason: string;
-  /** The patch operations (also base64-encoded in the body). */
+  /** The patch operations (also base64-encoded in the response). */
   readonly patch: readonly JsonPatchOperation[];
 }
 
 /** Escapes one JSON Pointer reference token (RFC 6901). */
 export function pointerToken(key: string): string {
   return key.replaceAll('~', '~0').replaceAll('/', '~1');
-}
-
-/** The kubectl command that turns on Knative's runtimeClassName flag. */
-export function enableFlagCommand(knativeNamespace: string): string {
-  return `kubectl patch configmap/${CONFIG_FEATURES} -n ${knativeNamespace} --type merge -p '{"data":{"${RUNTIME_CLASS_FLAG}":"enabled"}}'`;
 }
 
 /** The JSON written to `autoscaling.knative.dev/scaled-object-override` (a KEDA ScaledObject fragment). */
@@ -122,40 +108,14 @@ export function scaledObjectOverride(scalerAddress: string, fn: string, targetVa
   });
 }
 
-class Denial extends Error {
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
-    this.reason = reason;
-  }
+/** The one way the policy says no: an `ADMISSION_DENIED` WebhookError with a short reason. */
+function denial(reason: string, message: string): WebhookError {
+  return new WebhookError('ADMISSION_DENIED', message, { reason });
 }
 
-function review(response: AdmissionResponse): AdmissionReviewResponse {
-  return { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response };
-}
-
-function badRequest(reason: string, error: string): AdmitResult {
-  return { httpStatus: 400, body: { error }, outcome: 'invalid', reason, patch: [] };
-}
-
-function deny(uid: string, outcome: 'denied' | 'invalid', reason: string, message: string, code = 403): AdmitResult {
+function allow(outcome: 'skipped' | 'unchanged', reason: string, warnings: string[]): AdmitResult {
   return {
-    httpStatus: 200,
-    body: review({
-      uid,
-      allowed: false,
-      status: { status: 'Failure', code, reason: code === 400 ? 'BadRequest' : 'Forbidden', message },
-    }),
-    outcome,
-    reason,
-    patch: [],
-  };
-}
-
-function allow(uid: string, outcome: 'skipped' | 'unchanged', reason: string, warnings: string[]): AdmitResult {
-  return {
-    httpStatus: 200,
-    body: review({ uid, allowed: true, ...(warnings.length > 0 ? { warnings } : {}) }),
+    response: { allowed: true, ...(warnings.length > 0 ? { warnings } : {}) },
     outcome,
     reason,
     patch: [],
@@ -217,25 +177,16 @@ function containerImages(object: Record<string, unknown>): string[] {
 }
 
 /**
- * Answers one AdmissionReview. Pure apart from the optional image inspector: never throws for bad input,
- * always echoes the uid when there is one, and returns a patch only when something must change (so a
- * second admission of its own output, e.g. on reinvocation, returns no patch).
+ * The policy (knative/pkg's `Admit`): decides one admission request. It knows nothing of the
+ * AdmissionReview envelope (apiVersion, uid): `answerReview` decodes it and echoes the uid.
+ * Pure apart from the optional image inspector. Throws a WebhookError for what it refuses
+ * (`ADMISSION_DENIED`, or `REVIEW_INVALID` for an unusable object), and returns a patch only when
+ * something must change (so admitting its own output, e.g. on reinvocation, returns no patch).
  */
-export async function admit(input: unknown, context: AdmitContext): Promise<AdmitResult> {
-  if (!isRecord(input)) return badRequest('not-an-object', 'the body must be a JSON AdmissionReview object');
-  const request = input.request;
-  const uid = isRecord(request) && typeof request.uid === 'string' && request.uid !== '' ? request.uid : undefined;
-  if (input.apiVersion !== ADMISSION_API_VERSION || input.kind !== 'AdmissionReview') {
-    const message = `expected apiVersion ${ADMISSION_API_VERSION} kind AdmissionReview, got apiVersion ${JSON.stringify(input.apiVersion ?? null)} kind ${JSON.stringify(input.kind ?? null)}; register this webhook with admissionReviewVersions: ["v1"]`;
-    if (uid === undefined) return badRequest('wrong-version', message);
-    return deny(uid, 'invalid', 'wrong-version', message, 400);
-  }
-  if (!isRecord(request)) return badRequest('missing-request', 'AdmissionReview has no request object');
-  if (uid === undefined) return badRequest('missing-uid', 'AdmissionReview request has no uid');
-
+export async function admit(request: AdmissionRequest, context: AdmitContext): Promise<AdmitResult> {
   const operation = request.operation;
   if (operation !== 'CREATE' && operation !== 'UPDATE') {
-    return allow(uid, 'skipped', 'operation', []);
+    return allow('skipped', 'operation', []);
   }
   const kind = isRecord(request.kind) ? request.kind : {};
   if (
@@ -243,11 +194,13 @@ export async function admit(input: unknown, context: AdmitContext): Promise<Admi
     (kind.kind !== 'Service' && kind.kind !== 'Configuration') ||
     (typeof request.subResource === 'string' && request.subResource !== '')
   ) {
-    return allow(uid, 'skipped', 'foreign-kind', []);
+    return allow('skipped', 'foreign-kind', []);
   }
   const object = request.object;
   if (!isRecord(object)) {
-    return deny(uid, 'invalid', 'no-object', 'AdmissionReview request.object must be an object', 400);
+    throw new WebhookError('REVIEW_INVALID', 'AdmissionReview request.object must be an object', {
+      reason: 'no-object',
+    });
   }
   const metadata = isRecord(object.metadata) ? object.metadata : {};
   const namespace =
@@ -259,28 +212,21 @@ export async function admit(input: unknown, context: AdmitContext): Promise<Admi
 
   const warnings: string[] = [];
   const optIn = await decideOptIn(object, namespace, context, warnings);
-  if (optIn.via === 'none') return allow(uid, 'skipped', optIn.reason, warnings);
+  if (optIn.via === 'none') return allow('skipped', optIn.reason, warnings);
 
-  try {
-    const patch = mutation(object, kind.kind, namespace, optIn.via, context, warnings);
-    if (patch.length === 0) return allow(uid, 'unchanged', `opted-in-by-${optIn.via}`, warnings);
-    return {
-      httpStatus: 200,
-      body: review({
-        uid,
-        allowed: true,
-        patchType: 'JSONPatch',
-        patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
-        ...(warnings.length > 0 ? { warnings } : {}),
-      }),
-      outcome: 'mutated',
-      reason: `opted-in-by-${optIn.via}`,
-      patch,
-    };
-  } catch (error) {
-    if (error instanceof Denial) return deny(uid, 'denied', error.reason, error.message);
-    throw error;
-  }
+  const patch = mutation(object, kind.kind, namespace, optIn.via, context, warnings);
+  if (patch.length === 0) return allow('unchanged', `opted-in-by-${optIn.via}`, warnings);
+  return {
+    response: {
+      allowed: true,
+      patchType: 'JSONPatch',
+      patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
+      ...(warnings.length > 0 ? { warnings } : {}),
+    },
+    outcome: 'mutated',
+    reason: `opted-in-by-${optIn.via}`,
+    patch,
+  };
 }
 
 function mutation(
@@ -294,10 +240,10 @@ function mutation(
   const { config, features } = context;
   const by = via === 'label' ? `label ${LABEL_RUNTIME}` : via === 'namespace' ? 'its namespace' : 'its Wasm image';
   const what = `${kind} opted in to RuntimeClass ${config.runtimeClass} (by ${by})`;
-  if (!isRecord(object.spec)) throw new Denial('no-spec', `${what}: spec must be an object with a template`);
+  if (!isRecord(object.spec)) throw denial('no-spec', `${what}: spec must be an object with a template`);
   const template = object.spec.template;
   if (!isRecord(template)) {
-    throw new Denial(
+    throw denial(
       'template-not-object',
       `${what}: spec.template must be an object (got ${template === undefined ? 'nothing' : JSON.stringify(template)?.slice(0, 40)})`,
     );
@@ -307,17 +253,17 @@ function mutation(
   const objectAnnotations = stringMap(objectMeta.annotations);
 
   if (template.metadata !== undefined && template.metadata !== null && !isRecord(template.metadata)) {
-    throw new Denial('template-metadata-not-object', `${what}: spec.template.metadata must be an object`);
+    throw denial('template-metadata-not-object', `${what}: spec.template.metadata must be an object`);
   }
   const templateMeta = isRecord(template.metadata) ? template.metadata : undefined;
   for (const field of ['annotations', 'labels'] as const) {
     const value = templateMeta?.[field];
     if (value !== undefined && value !== null && !isRecord(value)) {
-      throw new Denial(`template-${field}-not-object`, `${what}: spec.template.metadata.${field} must be an object`);
+      throw denial(`template-${field}-not-object`, `${what}: spec.template.metadata.${field} must be an object`);
     }
   }
   if (template.spec !== undefined && template.spec !== null && !isRecord(template.spec)) {
-    throw new Denial('template-spec-not-object', `${what}: spec.template.spec must be an object`);
+    throw denial('template-spec-not-object', `${what}: spec.template.spec must be an object`);
   }
   const podSpec = isRecord(template.spec) ? template.spec : undefined;
   const annotations = stringMap(templateMeta?.annotations);
@@ -351,7 +297,7 @@ function mutation(
       let target = config.defaultTargetValue;
       if (rawTarget !== undefined) {
         if (!/^\d+$/.test(rawTarget) || Number(rawTarget) < 1) {
-          throw new Denial(
+          throw denial(
             'bad-target-value',
             `${what}: annotation ${ANNOTATION_TARGET_VALUE} must be a whole number >= 1, got "${truncate(rawTarget)}"`,
           );
@@ -385,7 +331,7 @@ function mutation(
       );
     }
   } else if (!features.synced) {
-    throw new Denial(
+    throw denial(
       'knative-config-not-synced',
       `${what}: the webhook has not read Knative's ${CONFIG_FEATURES}/${CONFIG_DEPLOYMENT} ConfigMaps yet; retry shortly`,
     );
@@ -440,7 +386,7 @@ function routeThroughDeploymentConfig(
       features.runtimeClassNamesError === undefined
         ? ''
         : ` (${CONFIG_DEPLOYMENT} ${RUNTIME_CLASS_NAME_KEY} is invalid: ${features.runtimeClassNamesError})`;
-    throw new Denial(
+    throw denial(
       'runtimeclass-flag-disabled',
       `${what}: Knative Serving rejects spec.template.spec.runtimeClassName because ${CONFIG_FEATURES} key ${RUNTIME_CLASS_FLAG} is not "enabled" in namespace ${config.knativeNamespace}${broken}. ${enable} (or, on Knative >= 1.15, map "${config.runtimeClass}" to a revision label selector in ${CONFIG_DEPLOYMENT} key ${RUNTIME_CLASS_NAME_KEY})`,
     );
@@ -449,7 +395,7 @@ function routeThroughDeploymentConfig(
   for (const [key, value] of Object.entries(entry.selector ?? {})) {
     const current = labels[key];
     if (current !== undefined && current !== value) {
-      throw new Denial(
+      throw denial(
         'runtimeclass-selector-conflict',
         `${what}: ${CONFIG_DEPLOYMENT} ${RUNTIME_CLASS_NAME_KEY} selects "${config.runtimeClass}" by template label ${key}="${value}", but the template has ${key}="${truncate(current)}". Remove that label or ${enable}`,
       );
@@ -459,7 +405,7 @@ function routeThroughDeploymentConfig(
   }
   const chosen = knativeRuntimeClassFor(features.runtimeClassNames, merged);
   if (chosen !== config.runtimeClass) {
-    throw new Denial(
+    throw denial(
       'runtimeclass-selector-shadowed',
       `${what}: ${CONFIG_DEPLOYMENT} ${RUNTIME_CLASS_NAME_KEY} would give this revision RuntimeClass "${chosen ?? '(none)'}" (a more specific selector wins). Make the "${config.runtimeClass}" selector more specific or ${enable}`,
     );

@@ -1,7 +1,6 @@
-import { errorMessage } from '@afterlife/core';
+import { errorMessage, isRecord } from '@afterlife/core';
 import type { ImageInspector } from './admit.ts';
-import { WEBHOOK_ERROR_CODES, WebhookError } from './errors.ts';
-import { isRecord } from './features.ts';
+import { WebhookError } from './errors.ts';
 
 /** Media types and the annotation that mark an OCI artifact as a Wasm image. */
 export const WASM_LAYER_MEDIA_TYPES: readonly string[] = [
@@ -37,7 +36,7 @@ export interface ImageReference {
 export function parseImageReference(image: string): ImageReference {
   const text = image.trim();
   if (text === '' || /\s/.test(text)) {
-    throw new WebhookError(WEBHOOK_ERROR_CODES.imageReference, `invalid image reference "${image}"`);
+    throw new WebhookError('IMAGE_REFERENCE_INVALID', `invalid image reference "${image}"`);
   }
   let rest = text;
   let reference: string | undefined;
@@ -46,7 +45,7 @@ export function parseImageReference(image: string): ImageReference {
     reference = rest.slice(at + 1);
     rest = rest.slice(0, at);
     if (!/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(reference)) {
-      throw new WebhookError(WEBHOOK_ERROR_CODES.imageReference, `invalid digest in image reference "${image}"`);
+      throw new WebhookError('IMAGE_REFERENCE_INVALID', `invalid digest in image reference "${image}"`);
     }
   }
   const slash = rest.lastIndexOf('/');
@@ -67,10 +66,10 @@ export function parseImageReference(image: string): ImageReference {
   let repository = parts.join('/');
   if (registry === 'docker.io' && parts.length === 1) repository = `library/${repository}`;
   if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository)) {
-    throw new WebhookError(WEBHOOK_ERROR_CODES.imageReference, `invalid repository in image reference "${image}"`);
+    throw new WebhookError('IMAGE_REFERENCE_INVALID', `invalid repository in image reference "${image}"`);
   }
   if (!/^[\w][\w.-]{0,127}$/.test(reference) && !reference.includes(':')) {
-    throw new WebhookError(WEBHOOK_ERROR_CODES.imageReference, `invalid tag in image reference "${image}"`);
+    throw new WebhookError('IMAGE_REFERENCE_INVALID', `invalid tag in image reference "${image}"`);
   }
   return { registry, repository, reference };
 }
@@ -262,23 +261,23 @@ export class RegistryImageInspector implements ImageInspector {
     if (!response.ok) {
       await response.body?.cancel();
       throw new WebhookError(
-        WEBHOOK_ERROR_CODES.registry,
+        'REGISTRY_FAILED',
         `registry answered ${response.status} for ${image} (${new URL(url).pathname})`,
       );
     }
     const length = Number(response.headers.get('content-length') ?? '0');
     if (length > MAX_DOCUMENT_BYTES) {
       await response.body?.cancel();
-      throw new WebhookError(WEBHOOK_ERROR_CODES.registry, `registry document for ${image} is too large`);
+      throw new WebhookError('REGISTRY_FAILED', `registry document for ${image} is too large`);
     }
     const text = await response.text();
     if (text.length > MAX_DOCUMENT_BYTES) {
-      throw new WebhookError(WEBHOOK_ERROR_CODES.registry, `registry document for ${image} is too large`);
+      throw new WebhookError('REGISTRY_FAILED', `registry document for ${image} is too large`);
     }
     try {
       return JSON.parse(text);
     } catch (error) {
-      throw new WebhookError(WEBHOOK_ERROR_CODES.registry, `registry sent invalid JSON for ${image}`, { cause: error });
+      throw new WebhookError('REGISTRY_FAILED', `registry sent invalid JSON for ${image}`, { cause: error });
     }
   }
 
@@ -297,7 +296,7 @@ export class RegistryImageInspector implements ImageInspector {
       });
     } catch (error) {
       const reason = signal.aborted ? `timed out after ${this.#options.timeoutMs} ms` : errorMessage(error);
-      throw new WebhookError(WEBHOOK_ERROR_CODES.registry, `cannot fetch ${image}: ${reason}`, { cause: error });
+      throw new WebhookError('REGISTRY_FAILED', `cannot fetch ${image}: ${reason}`, { cause: error });
     }
   }
 
@@ -305,26 +304,23 @@ export class RegistryImageInspector implements ImageInspector {
   async #anonymousToken(challenge: string | null, signal: AbortSignal, image: string): Promise<string> {
     const params = parseBearerChallenge(challenge);
     if (params === undefined || params.realm === undefined) {
-      throw new WebhookError(WEBHOOK_ERROR_CODES.registry, `registry requires credentials for ${image}`);
+      throw new WebhookError('REGISTRY_FAILED', `registry requires credentials for ${image}`);
     }
     const realm = new URL(params.realm);
     if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && this.#insecure.has(realm.host))) {
-      throw new WebhookError(
-        WEBHOOK_ERROR_CODES.registry,
-        `refusing non-HTTPS token realm ${realm.origin} for ${image}`,
-      );
+      throw new WebhookError('REGISTRY_FAILED', `refusing non-HTTPS token realm ${realm.origin} for ${image}`);
     }
     if (params.service !== undefined) realm.searchParams.set('service', params.service);
     if (params.scope !== undefined) realm.searchParams.set('scope', params.scope);
     const response = await this.#fetch(realm.toString(), 'application/json', signal, undefined, image);
     if (!response.ok) {
       await response.body?.cancel();
-      throw new WebhookError(WEBHOOK_ERROR_CODES.registry, `token endpoint answered ${response.status} for ${image}`);
+      throw new WebhookError('REGISTRY_FAILED', `token endpoint answered ${response.status} for ${image}`);
     }
     const body: unknown = await response.json().catch(() => undefined);
     const token = isRecord(body) ? (body.token ?? body.access_token) : undefined;
     if (typeof token !== 'string' || token === '') {
-      throw new WebhookError(WEBHOOK_ERROR_CODES.registry, `token endpoint sent no token for ${image}`);
+      throw new WebhookError('REGISTRY_FAILED', `token endpoint sent no token for ${image}`);
     }
     return token;
   }

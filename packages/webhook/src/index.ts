@@ -1,9 +1,8 @@
 export {
-  ADMISSION_API_VERSION,
-  type AdmissionOutcome,
-  type AdmissionResponse,
-  type AdmissionReviewResponse,
+  type AdmissionAllowed,
+  type AdmissionRequest,
   type AdmitContext,
+  type AdmitOutcome,
   type AdmitResult,
   ANNOTATION_AUTOSCALING_CLASS,
   ANNOTATION_MIN_SCALE,
@@ -11,7 +10,6 @@ export {
   ANNOTATION_TARGET_VALUE,
   ANNOTATION_WASM_VARIANT,
   admit,
-  enableFlagCommand,
   HPA_CLASS,
   type ImageInspector,
   type JsonPatchOperation,
@@ -33,20 +31,7 @@ export {
   type WebhookConfig,
   type WebhookEnvVar,
 } from './config.ts';
-export { WEBHOOK_ERROR_CODES, WebhookError, type WebhookErrorCode } from './errors.ts';
-export {
-  CONFIG_DEPLOYMENT,
-  CONFIG_FEATURES,
-  featuresFromConfigMaps,
-  type KnativeFeatures,
-  knativeRuntimeClassFor,
-  parseRuntimeClassNames,
-  RUNTIME_CLASS_FLAG,
-  RUNTIME_CLASS_NAME_KEY,
-  type RuntimeClassSelector,
-  runtimeClassFieldAllowed,
-  UNSYNCED_FEATURES,
-} from './features.ts';
+export { WebhookError, type WebhookErrorCode } from './errors.ts';
 export {
   documentIsWasm,
   type ImageReference,
@@ -58,6 +43,18 @@ export {
   WASM_LAYER_MEDIA_TYPES,
 } from './image.ts';
 export { createWebhookMetrics, type WebhookMetrics } from './metrics.ts';
+export {
+  ADMISSION_API_VERSION,
+  type AdmissionOutcome,
+  type AdmissionResponse,
+  type AdmissionReviewResponse,
+  type AdmissionStatus,
+  answerReview,
+  decodeReview,
+  errorAnswer,
+  type ReviewAnswer,
+  reviewUid,
+} from './review.ts';
 export {
   createWebhookApp,
   MUTATE_NAMESPACE_PATH,

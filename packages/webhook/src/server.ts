@@ -1,12 +1,12 @@
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { errorMessage, type Logger } from '@afterlife/core';
+import { adminHandler, closeServer, errorMessage, type KnativeFeatures, type Logger, listen } from '@afterlife/core';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
-import { type AdmitContext, type AdmitResult, admit, type ImageInspector } from './admit.ts';
+import type { AdmitContext, ImageInspector } from './admit.ts';
 import type { MutationConfig, WebhookConfig } from './config.ts';
-import type { KnativeFeatures } from './features.ts';
+import { WebhookError } from './errors.ts';
 import type { WebhookMetrics } from './metrics.ts';
+import { answerReview, errorAnswer, type ReviewAnswer, reviewUid } from './review.ts';
 import { loadTlsMaterial, TlsFileWatcher } from './tls.ts';
 
 /** Path for the objectSelector webhook (opt-in by the object's own label). */
@@ -40,14 +40,6 @@ export interface WebhookAppOptions {
   readonly registry: Registry;
 }
 
-function uidOf(body: unknown): string | undefined {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const request = (body as { request?: unknown }).request;
-  if (typeof request !== 'object' || request === null) return undefined;
-  const uid = (request as { uid?: unknown }).uid;
-  return typeof uid === 'string' && uid !== '' ? uid : undefined;
-}
-
 function labelsOf(body: unknown): { kind: string; operation: string } {
   const request = (body as { request?: { kind?: { kind?: unknown }; operation?: unknown } } | undefined)?.request;
   const kind = typeof request?.kind?.kind === 'string' ? request.kind.kind : 'unknown';
@@ -58,26 +50,62 @@ function labelsOf(body: unknown): { kind: string; operation: string } {
   };
 }
 
-/** The express app: a thin adapter from HTTP to `admit()`. */
+/**
+ * The HTTP layer: reads the body, hands it to `answerReview` (decode → `admit` → encode, every
+ * error mapped by `errorAnswer`), writes the answer, counts and logs it. Also serves the admin
+ * endpoints (`/healthz`, `/readyz`, `/metrics`) on the same port.
+ */
 export function createWebhookApp(options: WebhookAppOptions): express.Express {
   const { config, logger, metrics, registry } = options;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   const raw = express.raw({ type: () => true, limit: config.bodyLimitBytes });
+  // Only image inspection can make admit() wait; without it there is nothing to time out.
   const admitTimeoutMs = Math.max(50, config.requestTimeoutMs - 50);
+
+  const send = (res: Response, review: unknown, answer: ReviewAnswer, seconds: number) => {
+    const { kind, operation } = labelsOf(review);
+    metrics.admissions.inc({ result: answer.outcome, kind, operation });
+    metrics.admissionDuration.observe({ result: answer.outcome }, seconds);
+    if (answer.httpStatus >= 400) metrics.rejectedRequests.inc({ reason: answer.reason });
+    const request = (review as { request?: Record<string, unknown> } | undefined)?.request;
+    const fields = {
+      uid: reviewUid(review),
+      kind,
+      operation,
+      namespace: request?.namespace,
+      name: request?.name,
+      dryRun: request?.dryRun === true,
+      outcome: answer.outcome,
+      reason: answer.reason,
+      patchOps: answer.patch.length,
+    };
+    if (answer.outcome === 'error') logger.error({ ...fields, err: answer.error }, 'admission failed unexpectedly');
+    else if (answer.outcome === 'timeout') logger.warn(fields, 'admission timed out');
+    else if (answer.httpStatus >= 400) logger.warn(fields, 'rejected a request that is not an AdmissionReview');
+    else logger[answer.outcome === 'skipped' || answer.outcome === 'unchanged' ? 'debug' : 'info'](fields, 'admission');
+    sendJson(res, answer.httpStatus, answer.body);
+  };
 
   const handle = (namespaceOptIn: boolean) => async (req: Request, res: Response) => {
     const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
     const body: unknown = req.body;
     let review: unknown;
     try {
-      if (!Buffer.isBuffer(body) || body.length === 0) throw new Error('empty body');
+      if (!Buffer.isBuffer(body) || body.length === 0) throw new SyntaxError('empty body');
       review = JSON.parse(body.toString('utf8'));
     } catch (error) {
-      metrics.rejectedRequests.inc({ reason: 'malformed-json' });
-      logger.warn({ err: errorMessage(error) }, 'rejected a body that is not JSON');
-      sendJson(res, 400, { error: `the body must be a JSON AdmissionReview: ${errorMessage(error)}` });
+      const invalid = new WebhookError(
+        'BODY_INVALID',
+        `the body must be a JSON AdmissionReview: ${errorMessage(error)}`,
+        {
+          reason: 'malformed-json',
+          cause: error,
+        },
+      );
+      send(res, undefined, errorAnswer(undefined, invalid), elapsed());
       return;
     }
     const context: AdmitContext = {
@@ -87,107 +115,55 @@ export function createWebhookApp(options: WebhookAppOptions): express.Express {
       ...(options.namespaceLabels === undefined ? {} : { namespaceLabels: options.namespaceLabels }),
       ...(options.imageInspector === undefined ? {} : { imageInspector: options.imageInspector }),
     };
-    const { kind, operation } = labelsOf(review);
-    let result: AdmitResult | 'timeout';
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      // Only image inspection can make admit() wait; without it there is nothing to time out.
-      result =
-        context.imageInspector === undefined
-          ? await admit(review, context)
-          : await Promise.race([
-              admit(review, context),
-              new Promise<'timeout'>((resolve) => {
-                timer = setTimeout(() => resolve('timeout'), admitTimeoutMs);
-              }),
-            ]);
-    } catch (error) {
-      logger.error({ err: error }, 'admission failed unexpectedly');
-      metrics.admissions.inc({ result: 'error', kind, operation });
-      const uid = uidOf(review);
-      if (uid === undefined) sendJson(res, 500, { error: 'internal error' });
-      else
-        sendJson(
-          res,
-          200,
-          failure(uid, 500, 'InternalError', `afterlife webhook internal error: ${errorMessage(error)}`),
-        );
-      return;
-    } finally {
-      if (timer !== undefined) clearTimeout(timer);
-    }
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    if (result === 'timeout') {
-      metrics.admissions.inc({ result: 'timeout', kind, operation });
-      metrics.admissionDuration.observe({ result: 'timeout' }, seconds);
-      const uid = uidOf(review);
-      logger.warn({ uid, kind, operation }, 'admission timed out');
-      if (uid === undefined) sendJson(res, 503, { error: 'admission timed out' });
-      else sendJson(res, 200, failure(uid, 504, 'Timeout', `afterlife webhook timed out after ${admitTimeoutMs} ms`));
-      return;
-    }
-    metrics.admissions.inc({ result: result.outcome, kind, operation });
-    metrics.admissionDuration.observe({ result: result.outcome }, seconds);
-    if (result.httpStatus === 400) metrics.rejectedRequests.inc({ reason: result.reason });
-    const level = result.outcome === 'skipped' || result.outcome === 'unchanged' ? 'debug' : 'info';
-    if (logger.isLevelEnabled(level)) {
-      const request = (review as { request?: Record<string, unknown> }).request;
-      logger[level](
-        {
-          uid: uidOf(review),
-          kind,
-          operation,
-          namespace: request?.namespace,
-          name: request?.name,
-          dryRun: request?.dryRun === true,
-          outcome: result.outcome,
-          reason: result.reason,
-          patchOps: result.patch.length,
-        },
-        'admission',
-      );
-    }
-    sendJson(res, result.httpStatus, result.body);
+    const answer = await answerReview(
+      review,
+      context,
+      context.imageInspector === undefined ? {} : { timeoutMs: admitTimeoutMs },
+    );
+    send(res, review, answer, elapsed());
   };
 
+  const admin = adminHandler({
+    healthz: () => ({ ok: true, body: 'ok' }),
+    readyz: () => {
+      const ready = options.ready();
+      metrics.ready.set(ready ? 1 : 0);
+      return { ok: ready, body: ready ? 'ok' : 'not ready: Knative ConfigMaps not read yet' };
+    },
+    metrics: {
+      contentType: registry.contentType,
+      metrics: () => {
+        metrics.ready.set(options.ready() ? 1 : 0);
+        return registry.metrics();
+      },
+    },
+  });
+  app.use((req, res, next) => {
+    if (!admin(req, res)) next();
+  });
   app.post(MUTATE_PATH, raw, handle(false));
   app.post(MUTATE_NAMESPACE_PATH, raw, handle(true));
-  app.get('/healthz', (_req, res) => {
-    res.type('text/plain').send('ok');
-  });
-  app.get('/readyz', (_req, res) => {
-    const ready = options.ready();
-    metrics.ready.set(ready ? 1 : 0);
-    res
-      .status(ready ? 200 : 503)
-      .type('text/plain')
-      .send(ready ? 'ok' : 'not ready: Knative ConfigMaps not read yet');
-  });
-  app.get('/metrics', async (_req, res) => {
-    metrics.ready.set(options.ready() ? 1 : 0);
-    res.type(registry.contentType).send(await registry.metrics());
-  });
   app.use((req, res) => {
     res.status(404).json({ error: `no route for ${req.method} ${req.path}` });
   });
   app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = error as { type?: string; status?: number; limit?: number; expose?: boolean };
-    if (e.type === 'entity.too.large') {
-      metrics.rejectedRequests.inc({ reason: 'too-large' });
-      logger.warn({ limit: e.limit }, 'rejected a body over the limit');
-      res
-        .status(413)
-        .json({ error: `request body larger than the limit of ${e.limit ?? config.bodyLimitBytes} bytes` });
-      return;
-    }
     if (e.type === 'request.aborted') return;
-    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
-      metrics.rejectedRequests.inc({ reason: e.type ?? 'bad-request' });
-      res.status(e.status).json({ error: e.expose === true ? errorMessage(error) : 'bad request' });
-      return;
+    let failure: WebhookError | unknown = error;
+    if (e.type === 'entity.too.large') {
+      failure = new WebhookError(
+        'BODY_TOO_LARGE',
+        `request body larger than the limit of ${e.limit ?? config.bodyLimitBytes} bytes`,
+        { reason: 'too-large', httpStatus: 413, cause: error },
+      );
+    } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+      failure = new WebhookError('BODY_INVALID', e.expose === true ? errorMessage(error) : 'bad request', {
+        reason: e.type ?? 'bad-request',
+        httpStatus: e.status,
+        cause: error,
+      });
     }
-    logger.error({ err: error }, 'unhandled error');
-    res.status(500).json({ error: 'internal error' });
+    send(res, undefined, errorAnswer(undefined, failure), 0);
   });
   return app;
 }
@@ -200,14 +176,6 @@ function sendJson(res: Response, status: number, body: unknown): void {
     'content-length': Buffer.byteLength(payload),
   });
   res.end(payload);
-}
-
-function failure(uid: string, code: number, reason: string, message: string) {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    response: { uid, allowed: false, status: { status: 'Failure', code, reason, message } },
-  };
 }
 
 export interface WebhookServer {
@@ -252,15 +220,8 @@ export async function startWebhookServer(options: WebhookAppOptions): Promise<We
       logger.warn({ err: errorMessage(error) }, 'serving certificate not reloaded; keeping the previous one');
     },
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.bindAddress, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const port = await listen(server, config.port, config.bindAddress);
   watcher.start();
-  const port = (server.address() as AddressInfo).port;
   logger.info({ address: config.bindAddress, port }, 'webhook listening (HTTPS, HTTP/1.1)');
   return {
     server,
@@ -268,12 +229,7 @@ export async function startWebhookServer(options: WebhookAppOptions): Promise<We
     reloadTls: () => watcher.check(),
     close: async (timeoutMs = 10_000) => {
       watcher.stop();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
-      timer.unref();
-      await closed;
-      clearTimeout(timer);
+      await closeServer(server, timeoutMs);
     },
   };
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { errorMessage } from '@afterlife/core';
-import { WEBHOOK_ERROR_CODES, WebhookError } from './errors.ts';
+import { WebhookError } from './errors.ts';
 
 export interface TlsMaterial {
   readonly key: Buffer;
@@ -18,13 +18,13 @@ export async function loadTlsMaterial(certFile: string, keyFile: string): Promis
   try {
     [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
   } catch (error) {
-    throw new WebhookError(WEBHOOK_ERROR_CODES.tls, `cannot read TLS files: ${errorMessage(error)}`, { cause: error });
+    throw new WebhookError('TLS_INVALID', `cannot read TLS files: ${errorMessage(error)}`, { cause: error });
   }
   try {
     createSecureContext({ cert, key });
   } catch (error) {
     throw new WebhookError(
-      WEBHOOK_ERROR_CODES.tls,
+      'TLS_INVALID',
       `TLS certificate ${certFile} and key ${keyFile} are not a valid pair: ${errorMessage(error)}`,
       { cause: error },
     );

@@ -1,74 +1,15 @@
-import { errorMessage, type Logger } from '@afterlife/core';
-import { CoreV1Api, type KubeConfig, makeInformer, type V1ConfigMap, type V1Namespace } from '@kubernetes/client-node';
-import { LABEL_RUNTIME } from './admit.ts';
 import {
   CONFIG_DEPLOYMENT,
   CONFIG_FEATURES,
   featuresFromConfigMaps,
+  InformerRunner,
   type KnativeFeatures,
+  type Logger,
   UNSYNCED_FEATURES,
-} from './features.ts';
-
-const RESTART_DELAY_MS = [500, 1000, 2000, 5000, 10_000, 30_000];
-
-interface Restartable {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  on(verb: 'error', cb: (err?: unknown) => void): void;
-}
-
-/** Keeps an informer running: restarts it with backoff after errors until stopped. */
-class InformerRunner {
-  readonly #informer: Restartable;
-  readonly #logger: Logger;
-  readonly #what: string;
-  #stopped = false;
-  #failures = 0;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(informer: Restartable, logger: Logger, what: string) {
-    this.#informer = informer;
-    this.#logger = logger;
-    this.#what = what;
-    informer.on('error', (err) => this.#scheduleRestart(err));
-  }
-
-  #scheduleRestart(err: unknown): void {
-    if (this.#stopped || this.#timer !== undefined) return;
-    const delay = RESTART_DELAY_MS[Math.min(this.#failures, RESTART_DELAY_MS.length - 1)] ?? 30_000;
-    this.#failures += 1;
-    this.#logger.warn({ err: errorMessage(err), retryInMs: delay }, `watching ${this.#what} failed; retrying`);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (!this.#stopped) void this.#start();
-    }, delay);
-    this.#timer.unref();
-  }
-
-  async #start(): Promise<void> {
-    try {
-      await this.#informer.start();
-    } catch (error) {
-      this.#scheduleRestart(error);
-    }
-  }
-
-  resetFailures(): void {
-    this.#failures = 0;
-  }
-
-  async start(): Promise<void> {
-    this.#stopped = false;
-    await this.#start();
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#informer.stop();
-  }
-}
+} from '@afterlife/core';
+import { CoreV1Api, type KubeConfig, makeInformer, type V1ConfigMap, type V1Namespace } from '@kubernetes/client-node';
+import { LABEL_RUNTIME } from './admit.ts';
+import { WebhookError } from './errors.ts';
 
 /**
  * Watches Knative Serving's `config-features` and `config-deployment` ConfigMaps and keeps a
@@ -90,7 +31,6 @@ export class KnativeConfigWatcher {
     this.#informer = makeInformer<V1ConfigMap>(kubeConfig, `/api/v1/namespaces/${namespace}/configmaps`, async () => {
       const list = await core.listNamespacedConfigMap({ namespace });
       this.#listed = true;
-      this.#runner.resetFailures();
       // After the informer has stored the listed items (and also when none of ours exist).
       setImmediate(() => this.#recompute());
       return list;
@@ -101,7 +41,7 @@ export class KnativeConfigWatcher {
         if (name === CONFIG_FEATURES || name === CONFIG_DEPLOYMENT) this.#recompute();
       });
     }
-    this.#runner = new InformerRunner(this.#informer, logger, `ConfigMaps in ${namespace}`);
+    this.#runner = new InformerRunner(this.#informer, { logger, what: `ConfigMaps in ${namespace}` });
   }
 
   /** The current snapshot (`synced: false` until the first successful list). */
@@ -127,8 +67,12 @@ export class KnativeConfigWatcher {
   async waitForSync(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.synced) {
-      if (Date.now() > deadline)
-        throw new Error(`Knative ConfigMaps in ${this.#namespace} not synced after ${timeoutMs} ms`);
+      if (Date.now() > deadline) {
+        throw new WebhookError(
+          'KNATIVE_NOT_SYNCED',
+          `Knative ConfigMaps in ${this.#namespace} not synced after ${timeoutMs} ms`,
+        );
+      }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -176,14 +120,10 @@ export class NamespaceLabelWatcher {
     this.#informer = makeInformer<V1Namespace>(
       kubeConfig,
       '/api/v1/namespaces',
-      async () => {
-        const list = await core.listNamespace({ labelSelector: LABEL_RUNTIME });
-        this.#runner.resetFailures();
-        return list;
-      },
+      () => core.listNamespace({ labelSelector: LABEL_RUNTIME }),
       LABEL_RUNTIME,
     );
-    this.#runner = new InformerRunner(this.#informer, logger, 'namespaces');
+    this.#runner = new InformerRunner(this.#informer, { logger, what: 'namespaces' });
   }
 
   labels(namespace: string): Readonly<Record<string, string>> | undefined {

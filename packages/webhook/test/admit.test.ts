@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
-import {
-  type AdmitContext,
-  admit,
-  enableFlagCommand,
-  type ImageInspector,
-  scaledObjectOverride,
-} from '../src/admit.ts';
-import { featuresFromConfigMaps, UNSYNCED_FEATURES } from '../src/features.ts';
+import { enableFlagCommand, featuresFromConfigMaps, UNSYNCED_FEATURES } from '@afterlife/core';
+import { type AdmitContext, admit, type ImageInspector, scaledObjectOverride } from '../src/admit.ts';
+import { WebhookError } from '../src/errors.ts';
+import { answerReview } from '../src/review.ts';
 import {
   admissionReview,
   applyResult,
@@ -341,12 +337,12 @@ const cases: Case[] = [
   },
 ];
 
-describe('admit()', () => {
+describe('answerReview() → admit()', () => {
   for (const c of cases) {
     it(c.name, async () => {
       const context: AdmitContext = { config: CONFIG, features: FLAG_ON, ...c.context };
       const review = admissionReview(c.object, c.review);
-      const result = await admit(review, context);
+      const result = await answerReview(review, context);
       assert.equal(result.httpStatus, 200);
       const response = responseOf(result);
       assert.equal(response.uid, (review.request as { uid: string }).uid, 'uid echoed');
@@ -360,7 +356,7 @@ describe('admit()', () => {
 
       if (c.outcome === 'mutated') {
         // Idempotent: admitting our own output changes nothing (reinvocation, re-apply, UPDATE).
-        const again = await admit(admissionReview(patched, c.review), context);
+        const again = await answerReview(admissionReview(patched, c.review), context);
         assert.equal(again.outcome, 'unchanged', JSON.stringify(responseOf(again)));
         assert.equal(responseOf(again).patch, undefined);
       }
@@ -368,7 +364,7 @@ describe('admit()', () => {
   }
 
   it('emits minimal patches: one op per missing key, JSON Pointer escaped', async () => {
-    const result = await admit(admissionReview(knativeService({ labels: EVENTS })), {
+    const result = await answerReview(admissionReview(knativeService({ labels: EVENTS })), {
       config: CONFIG,
       features: FLAG_ON,
     });
@@ -394,7 +390,7 @@ describe('admit()', () => {
       },
     };
     const object = knativeService();
-    const detected = await admit(admissionReview(object), {
+    const detected = await answerReview(admissionReview(object), {
       config: CONFIG,
       features: FLAG_ON,
       imageInspector: inspector,
@@ -405,17 +401,20 @@ describe('admit()', () => {
     const native = knativeService({
       template: { spec: { containers: [{ image: 'nginx:1.27' }] } },
     });
-    const skipped = await admit(admissionReview(native), {
+    const skipped = await answerReview(admissionReview(native), {
       config: CONFIG,
       features: FLAG_ON,
       imageInspector: inspector,
     });
     assert.equal(skipped.outcome, 'skipped');
-    const optedOut = await admit(admissionReview(knativeService({ labels: { 'afterlife.dev/runtime': 'disabled' } })), {
-      config: CONFIG,
-      features: FLAG_ON,
-      imageInspector: inspector,
-    });
+    const optedOut = await answerReview(
+      admissionReview(knativeService({ labels: { 'afterlife.dev/runtime': 'disabled' } })),
+      {
+        config: CONFIG,
+        features: FLAG_ON,
+        imageInspector: inspector,
+      },
+    );
     assert.equal(optedOut.outcome, 'skipped');
     assert.equal(seen.length, 2, 'opted-out Services are not inspected');
   });
@@ -425,10 +424,49 @@ describe('admit()', () => {
       labels: WASM,
       template: { spec: { runtimeClassName: 'wasmedge', containers: [{ image: 'x' }] } },
     });
-    const result = await admit(admissionReview(object), { config: CONFIG, features: FLAG_OFF });
+    const result = await answerReview(admissionReview(object), { config: CONFIG, features: FLAG_OFF });
     assert.equal(result.outcome, 'mutated');
     assert.match(responseOf(result).warnings?.[0] ?? '', /Knative rejects runtimeClassName/);
     assert.ok((responseOf(result).warnings?.[0] ?? '').length < 256);
+  });
+
+  it('admit() takes the request alone and answers without the envelope (no apiVersion, no uid)', async () => {
+    const review = admissionReview(knativeService({ labels: WASM }), { uid: 'u-env' });
+    const result = await admit(review.request as Json, { config: CONFIG, features: FLAG_ON });
+    assert.equal(result.outcome, 'mutated');
+    assert.deepEqual(Object.keys(result.response).sort(), ['allowed', 'patch', 'patchType']);
+    assert.equal(JSON.stringify(result).includes('u-env'), false);
+    assert.equal(JSON.stringify(result).includes('AdmissionReview'), false);
+  });
+
+  it('admit() refuses by throwing an ADMISSION_DENIED WebhookError (an AfterlifeError) with its reason', async () => {
+    const review = admissionReview(knativeService({ labels: WASM }));
+    await assert.rejects(admit(review.request as Json, { config: CONFIG, features: FLAG_OFF }), (error: unknown) => {
+      assert.ok(error instanceof WebhookError);
+      assert.equal(error.code, 'ADMISSION_DENIED');
+      assert.equal(error.reason, 'runtimeclass-flag-disabled');
+      return true;
+    });
+  });
+
+  it('answers an unexpected failure of the policy with a 500 Status, echoing the uid', async () => {
+    const broken: ImageInspector = {
+      isWasmImage: () => {
+        throw new TypeError('inspector exploded');
+      },
+    };
+    const result = await answerReview(admissionReview(knativeService(), { uid: 'u-500' }), {
+      config: CONFIG,
+      features: FLAG_ON,
+      imageInspector: broken,
+    });
+    assert.equal(result.httpStatus, 200);
+    assert.equal(result.outcome, 'error');
+    const response = responseOf(result);
+    assert.equal(response.uid, 'u-500');
+    assert.equal(response.allowed, false);
+    assert.equal(response.status?.code, 500);
+    assert.match(response.status?.message ?? '', /internal error: inspector exploded/);
   });
 
   describe('bad reviews', () => {
@@ -479,7 +517,7 @@ describe('admit()', () => {
     ];
     for (const [what, body, status, message] of bad) {
       it(`answers ${what} clearly (${status})`, async () => {
-        const result = await admit(body, context);
+        const result = await answerReview(body, context);
         assert.equal(result.httpStatus, status);
         assert.equal(result.outcome, 'invalid');
         if (status === 400) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { createLogger, createMetricsRegistry } from '@afterlife/core';
+import { createLogger, createMetricsRegistry, enableFlagCommand, runtimeClassFieldAllowed } from '@afterlife/core';
 import { waitFor } from '@afterlife/devcluster';
 import { useCluster } from '@afterlife/devcluster/testing';
 import {
@@ -14,9 +14,7 @@ import {
   type V1ConfigMap,
   type V1MutatingWebhook,
 } from '@kubernetes/client-node';
-import { enableFlagCommand } from '../src/admit.ts';
 import { DEFAULT_MUTATION_CONFIG } from '../src/config.ts';
-import { runtimeClassFieldAllowed } from '../src/features.ts';
 import { createWebhookMetrics } from '../src/metrics.ts';
 import { startWebhookServer, type WebhookServer } from '../src/server.ts';
 import { KnativeConfigWatcher } from '../src/watch.ts';

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { featuresFromConfigMaps, type KnativeFeatures } from '@afterlife/core';
 import fjp from 'fast-json-patch';
-import type { AdmitResult, JsonPatchOperation } from '../src/admit.ts';
+import type { JsonPatchOperation } from '../src/admit.ts';
 import { DEFAULT_MUTATION_CONFIG } from '../src/config.ts';
-import { featuresFromConfigMaps, type KnativeFeatures } from '../src/features.ts';
+import type { ReviewAnswer } from '../src/review.ts';
 
 export const FLAG_ON: KnativeFeatures = featuresFromConfigMaps(
   { 'kubernetes.podspec-runtimeclassname': 'enabled' },
@@ -90,13 +91,13 @@ export function admissionReview(
 }
 
 /** The response part of a 200 answer. */
-export function responseOf(result: AdmitResult) {
+export function responseOf(result: ReviewAnswer) {
   if (!('response' in result.body)) throw new Error(`expected an AdmissionReview, got ${JSON.stringify(result.body)}`);
   return result.body.response;
 }
 
 /** Decodes the base64 patch of a response and applies it to a copy of `object`. */
-export function applyResult(object: unknown, result: AdmitResult): { patched: Json; ops: JsonPatchOperation[] } {
+export function applyResult(object: unknown, result: ReviewAnswer): { patched: Json; ops: JsonPatchOperation[] } {
   const response = responseOf(result);
   if (response.patch === undefined) return { patched: structuredClone(object) as Json, ops: [] };
   const ops = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as JsonPatchOperation[];

@@ -20,8 +20,8 @@ describe('image references', () => {
     });
   }
   for (const bad of ['', 'UPPER/case', 'a b', 'x@sha256', 'reg.io/repo:tag!']) {
-    it(`rejects "${bad}" with WEBHOOK_IMAGE_REFERENCE`, () => {
-      assert.throws(() => parseImageReference(bad), { code: 'WEBHOOK_IMAGE_REFERENCE' });
+    it(`rejects "${bad}" with IMAGE_REFERENCE_INVALID`, () => {
+      assert.throws(() => parseImageReference(bad), { code: 'IMAGE_REFERENCE_INVALID' });
     });
   }
 });

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { useCluster } from '@afterlife/devcluster/testing';
-import { admit } from '../src/admit.ts';
 import { type InspectionResult, RegistryImageInspector } from '../src/image.ts';
+import { answerReview } from '../src/review.ts';
 import { admissionReview, CONFIG, FLAG_ON, knativeService } from './fixtures.ts';
 
 const run = promisify(execFile);
@@ -115,14 +115,14 @@ describe('Wasm image detection against the real OCI registry', function () {
     const inspector = new RegistryImageInspector({ timeoutMs: 5000, insecureRegistries: [cluster.registry] });
     const withImage = (img: string) =>
       knativeService({ template: { spec: { containers: [{ image: img }, { image: image('plain') }] } } });
-    const wasm = await admit(admissionReview(withImage(image('wasm-layer'))), {
+    const wasm = await answerReview(admissionReview(withImage(image('wasm-layer'))), {
       config: CONFIG,
       features: FLAG_ON,
       imageInspector: inspector,
     });
     assert.equal(wasm.outcome, 'mutated');
     assert.equal(wasm.reason, 'opted-in-by-image');
-    const plain = await admit(admissionReview(withImage(image('plain'))), {
+    const plain = await answerReview(admissionReview(withImage(image('plain'))), {
       config: CONFIG,
       features: FLAG_ON,
       imageInspector: inspector,
