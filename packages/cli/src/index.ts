@@ -1,4 +1,5 @@
 export { type DemoOptions, runDemo } from './demo.ts';
+export { CliError, type CliErrorCode } from './errors.ts';
 export {
   type DemoReport,
   type DemoSummary,

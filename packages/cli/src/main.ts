@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { formatPreflight, runConformanceCli, runPreflight } from '@afterlife/conformance';
-import { AfterlifeError, createLogger, errorMessage } from '@afterlife/core';
+import { createLogger, parseFlags, runCli, UsageError } from '@afterlife/core';
 import { KubeConfig } from '@kubernetes/client-node';
 import { runDemo } from './demo.ts';
 
@@ -14,71 +16,91 @@ Usage:
   afterlife doctor [--kubeconfig P] [--context C] [--gateway-admin-url URL] [--scaler-address HOST:PORT]
                                                 checks a cluster is ready for Afterlife; says how to fix what is not
   afterlife cluster …                           the local control plane (see afterlife-devcluster --help)
+Exit code: 0 success, 1 a check or step failed, 2 usage error.
 `;
+
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+async function demo(argv: string[]): Promise<number> {
+  const { values } = parseFlags({
+    args: argv,
+    options: { short: { type: 'boolean' }, 'report-dir': { type: 'string' } },
+  });
+  const short = values.short ?? process.env.AFTERLIFE_DEMO_SHORT === 'true';
+  const reportDir = resolve(values['report-dir'] ?? process.env.AFTERLIFE_DEMO_REPORT_DIR ?? 'reports');
+  const logger = createLogger('cli', { level: process.env.AFTERLIFE_LOG_LEVEL === 'debug' ? 'debug' : 'warn' });
+  const report = await runDemo({ short, reportDir, logger, print });
+  return Object.values(report.checks).every(Boolean) ? 0 : 1;
+}
+
+async function doctor(argv: string[]): Promise<number> {
+  const { values } = parseFlags({
+    args: argv,
+    options: {
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      'gateway-url': { type: 'string' },
+      'gateway-admin-url': { type: 'string' },
+      'scaler-address': { type: 'string' },
+      'runtime-class': { type: 'string' },
+    },
+  });
+  const kubeConfig = new KubeConfig();
+  if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
+  else kubeConfig.loadFromDefault();
+  if (values.context) kubeConfig.setCurrentContext(values.context);
+  const results = await runPreflight(kubeConfig, {
+    ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
+    ...(values['gateway-admin-url'] ? { gatewayAdminUrl: values['gateway-admin-url'] } : {}),
+    ...(values['scaler-address'] ? { scalerAddress: values['scaler-address'] } : {}),
+    ...(values['runtime-class'] ? { runtimeClassName: values['runtime-class'] } : {}),
+  });
+  print(formatPreflight(results));
+  return results.every((result) => result.ok) ? 0 : 1;
+}
+
+/**
+ * `afterlife cluster …` runs the devcluster command as a child process with the same arguments
+ * and terminal, and answers with its exit code; signals sent to this process are passed on.
+ */
+function cluster(argv: string[]): Promise<number> {
+  const main = fileURLToPath(import.meta.resolve('@afterlife/devcluster/cli'));
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [main, ...argv], { stdio: 'inherit' });
+    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    child.once('error', (error) => {
+      process.stderr.write(`afterlife: could not start afterlife-devcluster: ${error.message}\n`);
+      done(1);
+    });
+    child.once('exit', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      done(code ?? (signal === null ? 1 : 128 + (constants.signals[signal] ?? 0)));
+    });
+  });
+}
 
 async function main(argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
-  const print = (line: string) => process.stdout.write(`${line}\n`);
   switch (verb) {
-    case 'demo': {
-      const { values } = parseArgs({
-        args: rest,
-        options: { short: { type: 'boolean' }, 'report-dir': { type: 'string' } },
-      });
-      const short = values.short ?? process.env.AFTERLIFE_DEMO_SHORT === 'true';
-      const reportDir = resolve(values['report-dir'] ?? process.env.AFTERLIFE_DEMO_REPORT_DIR ?? 'reports');
-      const logger = createLogger('cli', { level: process.env.AFTERLIFE_LOG_LEVEL === 'debug' ? 'debug' : 'warn' });
-      const report = await runDemo({ short, reportDir, logger, print });
-      return Object.values(report.checks).every(Boolean) ? 0 : 1;
-    }
+    case 'demo':
+      return demo(rest);
     case 'conformance':
       return runConformanceCli(rest);
-    case 'doctor': {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
-          kubeconfig: { type: 'string' },
-          context: { type: 'string' },
-          'gateway-url': { type: 'string' },
-          'gateway-admin-url': { type: 'string' },
-          'scaler-address': { type: 'string' },
-          'runtime-class': { type: 'string' },
-        },
-      });
-      const kubeConfig = new KubeConfig();
-      if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
-      else kubeConfig.loadFromDefault();
-      if (values.context) kubeConfig.setCurrentContext(values.context);
-      const results = await runPreflight(kubeConfig, {
-        ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
-        ...(values['gateway-admin-url'] ? { gatewayAdminUrl: values['gateway-admin-url'] } : {}),
-        ...(values['scaler-address'] ? { scalerAddress: values['scaler-address'] } : {}),
-        ...(values['runtime-class'] ? { runtimeClassName: values['runtime-class'] } : {}),
-      });
-      print(formatPreflight(results));
-      return results.every((result) => result.ok) ? 0 : 1;
-    }
-    case 'cluster': {
-      process.argv = [process.argv[0] ?? 'node', 'afterlife-devcluster', ...rest];
-      await import('@afterlife/devcluster/cli');
-      return 0;
-    }
+    case 'doctor':
+      return doctor(rest);
+    case 'cluster':
+      return cluster(rest);
     case undefined:
     case '--help':
     case '-h':
       print(USAGE);
       return verb === undefined ? 2 : 0;
     default:
-      throw new AfterlifeError('USAGE', `unknown command "${verb}"\n${USAGE}`);
+      throw new UsageError(`unknown command "${verb}"\n${USAGE}`);
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`afterlife: ${errorMessage(error)}\n`);
-    process.exitCode = error instanceof AfterlifeError && error.code === 'USAGE' ? 2 : 1;
-  },
-);
+await runCli(main, { name: 'afterlife' });
