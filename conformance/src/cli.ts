@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { AfterlifeError, createLogger } from '@afterlife/core';
+import { createLogger, parseFlags, UsageError } from '@afterlife/core';
 import { PROFILES, withLoad } from './profile.ts';
 import { startConformance } from './runner.ts';
 
@@ -24,14 +23,13 @@ Exit code: 0 all passed, 1 a check or scenario failed, 2 usage error.
 function positive(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new AfterlifeError('USAGE', `--${name} must be a positive number, got "${value}"`);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number, got "${value}"`);
   return n;
 }
 
 /** Runs the suite as the `afterlife-conformance` / `afterlife conformance` command; returns the exit code. */
 export async function runConformanceCli(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args: argv,
     options: {
       kubeconfig: { type: 'string' },
@@ -51,7 +49,6 @@ export async function runConformanceCli(argv: string[]): Promise<number> {
       'expected-replicas': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
-    strict: true,
   });
   const print = (line: string) => process.stdout.write(`${line}\n`);
   if (values.help) {
@@ -60,7 +57,7 @@ export async function runConformanceCli(argv: string[]): Promise<number> {
   }
   const profileName = values.profile ?? 'short';
   if (profileName !== 'short' && profileName !== 'full') {
-    throw new AfterlifeError('USAGE', `--profile must be short or full, got "${profileName}"`);
+    throw new UsageError(`--profile must be short or full, got "${profileName}"`);
   }
   const profile = withLoad(PROFILES[profileName], {
     ratePerSecond: positive('load-rate', values['load-rate']),

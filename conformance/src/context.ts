@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errorMessage, type Logger } from '@afterlife/core';
+import { countsOf, errorMessage, type FunctionCounts, fetchCounts, type Logger } from '@afterlife/core';
 import { AppsV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { ConformanceError } from './errors.ts';
 import type { EventOutcome } from './load.ts';
 import type { Profile } from './profile.ts';
 
@@ -77,10 +78,12 @@ export function record(ctx: SuiteContext, id: string): ScenarioRecord {
   return created;
 }
 
-export class WaitTimeoutError extends Error {
+export class WaitTimeoutError extends ConformanceError {
   constructor(what: string, timeoutMs: number, lastState: string) {
-    super(`timed out after ${(timeoutMs / 1000).toFixed(0)}s waiting for ${what}; last observed: ${lastState}`);
-    this.name = 'WaitTimeoutError';
+    super(
+      'WAIT_TIMEOUT',
+      `timed out after ${(timeoutMs / 1000).toFixed(0)}s waiting for ${what}; last observed: ${lastState}`,
+    );
   }
 }
 
@@ -127,23 +130,24 @@ async function gatewayPending(adminUrl: string | undefined, namespace: string): 
   const result = new Map<string, number>();
   if (!adminUrl) return result;
   try {
-    const response = await fetch(new URL('/v1/counts', adminUrl), { signal: AbortSignal.timeout(2000) });
-    const body = (await response.json()) as { functions?: Array<{ namespace: string; name: string; pending: number }> };
-    for (const f of body.functions ?? []) if (f.namespace === namespace) result.set(f.name, f.pending);
+    const snapshot = await fetchCounts(adminUrl);
+    for (const f of snapshot.functions) if (f.namespace === namespace) result.set(f.name, f.pending);
   } catch {
     // Charts just lose the pending line.
   }
   return result;
 }
 
+/** The gateway's counts of one function of the suite (undefined without the admin API). */
+export async function gatewayCounts(ctx: SuiteContext, name: string): Promise<FunctionCounts | undefined> {
+  if (!ctx.gatewayAdminUrl) return undefined;
+  return countsOf(await fetchCounts(ctx.gatewayAdminUrl), { namespace: ctx.namespace, name });
+}
+
 /** Delivered count of a function on the gateway (undefined without the admin API). */
 export async function gatewayDelivered(ctx: SuiteContext, name: string): Promise<number | undefined> {
   if (!ctx.gatewayAdminUrl) return undefined;
-  const response = await fetch(new URL('/v1/counts', ctx.gatewayAdminUrl), { signal: AbortSignal.timeout(2000) });
-  const body = (await response.json()) as {
-    functions?: Array<{ namespace: string; name: string; delivered: number }>;
-  };
-  return body.functions?.find((f) => f.namespace === ctx.namespace && f.name === name)?.delivered ?? 0;
+  return (await gatewayCounts(ctx, name))?.delivered ?? 0;
 }
 
 /** Samples every watched Deployment's replicas every `intervalMs` until stopped. */

@@ -8,6 +8,7 @@ export {
   WaitTimeoutError,
   waitUntil,
 } from './context.ts';
+export { ConformanceError, type ConformanceErrorCode } from './errors.ts';
 export { escapeXml, type TestResult, toJUnitXml } from './junit.ts';
 export { type EventOutcome, type LoadTarget, percentile, sendBurst, sendEvent } from './load.ts';
 export { type LocalAfterlife, type LocalAfterlifeOptions, type LocalPorts, startLocalAfterlife } from './local.ts';

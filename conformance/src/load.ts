@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 
-/** One event the demo sent and what became of it. */
+/** One event the load generator sent and what became of it. */
 export interface EventOutcome {
   readonly id: string;
   readonly phase: string;
-  /** ms since the demo started. */
+  /** ms since the run started. */
   readonly sentAt: number;
   readonly latencyMs: number;
   readonly status: number;
@@ -32,8 +32,8 @@ export async function sendEvent(target: LoadTarget, phase: string, clock: () => 
         'content-type': 'application/json',
         'ce-specversion': '1.0',
         'ce-id': id,
-        'ce-source': '/afterlife/demo',
-        'ce-type': 'dev.afterlife.demo.ping',
+        'ce-source': '/afterlife/load',
+        'ce-type': 'dev.afterlife.load.ping',
         'ce-workms': String(target.workMs),
       },
       body: JSON.stringify({ phase, at: new Date().toISOString() }),

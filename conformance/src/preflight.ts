@@ -1,4 +1,3 @@
-import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import {
   CONFIG_DEPLOYMENT,
@@ -6,6 +5,7 @@ import {
   enableFlagCommand,
   errorMessage,
   featuresFromConfigMaps,
+  probeOk,
   RUNTIME_CLASS_FLAG,
   RUNTIME_CLASS_NAME_KEY,
   runtimeClassFieldAllowed,
@@ -23,6 +23,7 @@ import {
   type V1MutatingWebhookConfiguration,
   type V1Node,
 } from '@kubernetes/client-node';
+import { ConformanceError } from './errors.ts';
 
 /** One preflight check: what was checked, whether it passed, what was seen and how to fix it. */
 export interface PreflightResult {
@@ -355,8 +356,7 @@ async function checkWebhook(kubeConfig: KubeConfig, timeoutMs: number): Promise<
     const origin = new URL(client.url).origin;
     try {
       const ca = client.caBundle ? Buffer.from(client.caBundle, 'base64') : undefined;
-      const status = await httpsStatus(`${origin}/readyz`, ca, timeoutMs);
-      if (status !== 200) throw new Error(`answered ${status}`);
+      await probeOk(`${origin}/readyz`, { ...(ca === undefined ? {} : { ca }), timeoutMs });
     } catch (error) {
       return fail(
         name,
@@ -539,20 +539,10 @@ function tcpConnect(address: string, timeoutMs: number): Promise<void> {
       socket.destroy();
       resolve();
     });
-    socket.once('timeout', () => socket.destroy(new Error(`connect timed out after ${timeoutMs} ms`)));
+    socket.once('timeout', () =>
+      socket.destroy(new ConformanceError('CONNECT_TIMEOUT', `connect timed out after ${timeoutMs} ms`)),
+    );
     socket.once('error', reject);
-  });
-}
-
-function httpsStatus(url: string, ca: Buffer | undefined, timeoutMs: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { ...(ca ? { ca } : {}), timeout: timeoutMs }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
   });
 }
 

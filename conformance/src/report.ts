@@ -44,7 +44,7 @@ const WIDTH = 900;
 const HEIGHT = 260;
 const PAD = { left: 50, right: 20, top: 20, bottom: 30 };
 
-/** A named span of time shaded behind a chart (e.g. the demo's load phases). */
+/** A named span of time shaded behind a chart (e.g. the phases of a load run). */
 export interface ChartPhase {
   readonly name: string;
   readonly start: number;

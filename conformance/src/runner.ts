@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { AfterlifeError, errorMessage, type Logger } from '@afterlife/core';
+import { errorMessage, type Logger, UsageError } from '@afterlife/core';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import Mocha from 'mocha';
 import { record, type ScenarioRecord, type SuiteContext, startSampler } from './context.ts';
+import { ConformanceError } from './errors.ts';
 import type { TestResult } from './junit.ts';
 import { type LocalAfterlife, startLocalAfterlife } from './local.ts';
 import { formatPreflight, type PreflightResult, runPreflight } from './preflight.ts';
@@ -139,7 +140,7 @@ async function run(
     // Ctrl-C during start-up waits for this and stops what it started.
     state.starting = startLocalAfterlife({ name: `conformance-${process.pid}`, logger, print }).then(stopOnce);
     local = await state.starting;
-    if (state.cancelling) throw new AfterlifeError('CANCELLED', 'interrupted while the local stack started');
+    if (state.cancelling) throw new ConformanceError('CANCELLED', 'interrupted while the local stack started');
     const stack = local;
     cleanups.push(async () => {
       if (options.keep && !state.cancelling) {
@@ -155,8 +156,7 @@ async function run(
     image = options.workloadImage ?? local.image;
   } else {
     if (!gatewayUrl) {
-      throw new AfterlifeError(
-        'USAGE',
+      throw new UsageError(
         '--gateway-url is required against a cluster: port-forward the gateway (kubectl -n afterlife-system port-forward svc/afterlife-gateway 8080:80 9090:9090) and pass --gateway-url http://127.0.0.1:8080',
       );
     }
@@ -198,7 +198,7 @@ async function run(
     return { result, files: await writeReports(options.reportDir, result, tests) };
   }
 
-  if (state.cancelling) throw new AfterlifeError('CANCELLED', 'interrupted');
+  if (state.cancelling) throw new ConformanceError('CANCELLED', 'interrupted');
   const core = kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: namespace, labels: { [RUN_LABEL]: runId } } } });
   cleanups.push(async () => {

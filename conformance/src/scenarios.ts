@@ -13,6 +13,7 @@ import {
 } from '@afterlife/webhook';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
 import {
+  gatewayCounts,
   gatewayDelivered,
   type ReplicaState,
   readReplicas,
@@ -21,6 +22,7 @@ import {
   scaledObjectFor,
   waitUntil,
 } from './context.ts';
+import { ConformanceError } from './errors.ts';
 import { type EventOutcome, percentile, sendBurst, sendEvent } from './load.ts';
 import { materializeRevision } from './revision.ts';
 
@@ -33,9 +35,9 @@ export interface Scenario {
   run(ctx: SuiteContext, rec: ScenarioRecord): Promise<void>;
 }
 
-/** The opted-in function. Locally it is `echo` in `afterlife-demo`: `materializeRevision` builds that revision. */
+/** The opted-in function. Locally it is `echo` in `LOCAL_NAMESPACE`: `materializeRevision` builds that revision. */
 export const FUNCTION_NAME = 'conformance-echo';
-export const LOCAL_NAMESPACE = 'afterlife-demo';
+export const LOCAL_NAMESPACE = 'afterlife-conformance-local';
 const functionName = (ctx: SuiteContext) => (ctx.local ? 'echo' : FUNCTION_NAME);
 const OPTED_OUT_NAME = 'conformance-plain';
 const THRESHOLD_NAME = 'conformance-threshold';
@@ -51,7 +53,7 @@ interface KnativeServiceLike {
 }
 
 function fail(message: string): never {
-  throw new Error(message);
+  throw new ConformanceError('SCENARIO_FAILED', message);
 }
 
 function needFunction(ctx: SuiteContext) {
@@ -532,11 +534,7 @@ const activationThreshold: Scenario = {
     const pendingNow = async () => {
       if (!ctx.gatewayAdminUrl) return;
       try {
-        const response = await fetch(new URL('/v1/counts', ctx.gatewayAdminUrl), { signal: AbortSignal.timeout(2000) });
-        const body = (await response.json()) as {
-          functions?: Array<{ namespace: string; name: string; pending: number }>;
-        };
-        const fnCounts = body.functions?.find((f) => f.namespace === ctx.namespace && f.name === THRESHOLD_NAME);
+        const fnCounts = await gatewayCounts(ctx, THRESHOLD_NAME);
         maxPending = Math.max(maxPending, fnCounts?.pending ?? 0);
       } catch {
         // next round

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { ConformanceResult } from '../src/report.ts';
+import { LOCAL_NAMESPACE } from '../src/scenarios.ts';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -98,7 +99,7 @@ describe('afterlife-conformance CLI', function () {
         const kubeconfig = /KUBECONFIG=(\S+)\)/.exec(text)?.[1] ?? '';
         const kc = new KubeConfig();
         kc.loadFromFile(kubeconfig);
-        const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: 'afterlife-demo' });
+        const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: LOCAL_NAMESPACE });
         keptNamespaceLabels = ns.metadata?.labels;
       },
     );
