@@ -185,7 +185,7 @@ export function probeStatus(target: ProbeTarget, options: ProbeOptions = {}): Pr
         : target.startsWith('https:')
           ? httpsRequest(target, { ...tls, timeout: timeoutMs, agent: false }, onResponse)
           : httpRequest(target, { timeout: timeoutMs, agent: false }, onResponse);
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('timeout', () => req.destroy(new CoreError('PROBE_FAILED', `no answer within ${timeoutMs} ms`)));
     req.on('error', fail);
     req.end();
   });

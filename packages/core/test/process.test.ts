@@ -1,32 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { spawnNode } from '../src/testing.ts';
 
 const MAIN = fileURLToPath(new URL('./fixtures/main.ts', import.meta.url));
 const CLI = fileURLToPath(new URL('./fixtures/cli.ts', import.meta.url));
 
 function run(script: string, args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const waitFor = async (text: string, timeoutMs = 15_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!stdout.includes(text)) {
-      if (Date.now() > deadline || child.exitCode !== null) assert.fail(`no "${text}" in:\n${stdout}${stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  };
-  return { child, exited, waitFor, stdout: () => stdout, stderr: () => stderr };
+  return spawnNode(script, { args, env });
 }
 
 const lines = (text: string) =>
@@ -41,7 +21,7 @@ describe('runMain (the components’ process scaffold)', function () {
   it('exits 2 on a bad configuration and names the variable', async () => {
     const proc = run(MAIN, [], { FIXTURE_PORT: 'zero' });
     assert.equal(await proc.exited, 2);
-    const [fatal] = lines(proc.stdout());
+    const [fatal] = lines(proc.output());
     assert.equal(fatal?.msg, 'invalid configuration');
     assert.equal(fatal?.variable, 'FIXTURE_PORT');
     assert.match(String(fatal?.err), /FIXTURE_PORT: must be a whole number, got "zero"/);
@@ -50,7 +30,7 @@ describe('runMain (the components’ process scaffold)', function () {
   it('exits 1 when start-up fails, after logging why', async () => {
     const proc = run(MAIN, [], { FIXTURE_START: 'fail' });
     assert.equal(await proc.exited, 1);
-    const fatal = lines(proc.stdout()).find((line) => line.msg === 'fixture failed to start');
+    const fatal = lines(proc.output()).find((line) => line.msg === 'fixture failed to start');
     assert.match(String(fatal?.err), /was told to fail/);
   });
 
@@ -59,7 +39,7 @@ describe('runMain (the components’ process scaffold)', function () {
     await proc.waitFor('fixture started');
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exited, 0);
-    const records = lines(proc.stdout());
+    const records = lines(proc.output());
     assert.equal(records.find((line) => line.msg === 'shutting down')?.signal, 'SIGTERM');
     assert.equal(records.filter((line) => line.msg === 'stopping line').length, 3000);
     assert.equal(records.at(-1)?.msg, 'fixture stopped');
@@ -70,7 +50,18 @@ describe('runMain (the components’ process scaffold)', function () {
     await proc.waitFor('fixture started');
     proc.child.kill('SIGINT');
     assert.equal(await proc.exited, 0);
-    assert.match(proc.stdout(), /"msg":"fixture stopped"/);
+    assert.match(proc.output(), /"msg":"fixture stopped"/);
+  });
+
+  it('exits 0 at once on a signal during start-up (nothing to drain yet)', async () => {
+    const proc = run(MAIN, [], { FIXTURE_START_MS: '20s' });
+    await proc.waitFor('fixture starting');
+    const signalledAt = Date.now();
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+    assert.ok(Date.now() - signalledAt < 5000);
+    assert.match(proc.output(), /"msg":"shutting down"/);
+    assert.doesNotMatch(proc.output(), /fixture started/);
   });
 
   it('exits 1 at once on a second signal while draining', async () => {
@@ -82,8 +73,8 @@ describe('runMain (the components’ process scaffold)', function () {
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exited, 1);
     assert.ok(Date.now() - secondAt < 5000, 'did not wait for the drain');
-    assert.match(proc.stdout(), /"msg":"second signal: exiting now"/);
-    assert.doesNotMatch(proc.stdout(), /fixture stopped/);
+    assert.match(proc.output(), /"msg":"second signal: exiting now"/);
+    assert.doesNotMatch(proc.output(), /fixture stopped/);
   });
 });
 
@@ -99,9 +90,9 @@ describe('runCli (the commands’ scaffold)', function () {
   for (const [what, args, code, stderr] of cases) {
     it(`exits with ${what}`, async () => {
       const proc = run(CLI, args);
-      assert.equal(await proc.exited, code, proc.stderr());
-      if (stderr !== undefined) assert.match(proc.stderr(), stderr);
-      else assert.equal(proc.stderr(), '');
+      assert.equal(await proc.exited, code, proc.output());
+      if (stderr !== undefined) assert.match(proc.output(), stderr);
+      else assert.equal(proc.output(), '');
     });
   }
 

@@ -510,12 +510,21 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     );
   }
 
+  /** Pumps again when the first ejected endpoint is back (timers may fire a millisecond early, so it re-arms). */
   #scheduleEjectEnd(state: FunctionState): void {
     if (state.ejectTimer !== undefined) return;
-    state.ejectTimer = setTimeout(() => {
-      state.ejectTimer = undefined;
-      this.#pump(state);
-    }, this.#options.ejectMs);
+    const now = Date.now();
+    let until = Number.POSITIVE_INFINITY;
+    for (const endpoint of state.order) if (endpoint.ejectedUntil > now) until = Math.min(until, endpoint.ejectedUntil);
+    if (until === Number.POSITIVE_INFINITY) return;
+    state.ejectTimer = setTimeout(
+      () => {
+        state.ejectTimer = undefined;
+        this.#pump(state);
+        if (state.pending > 0) this.#scheduleEjectEnd(state);
+      },
+      Math.max(1, until - now),
+    );
     state.ejectTimer.unref();
   }
 

@@ -93,6 +93,21 @@ describe('gateway over HTTP (events port + admin port)', function () {
   });
 
   describe('delivery', () => {
+    /** A gateway that knows FN, served by one receiver. */
+    async function servedGateway(): Promise<{ gw: Gateway; target: Receiver }> {
+      const target = await receiver();
+      const gw = await startTestGateway();
+      gw.endpoints.setFunction(FN, [{ ip: '127.0.0.1', port: target.port }]);
+      gateway = gw;
+      return { gw, target };
+    }
+    const postStructured = (port: number, event: object) =>
+      fetch(`http://127.0.0.1:${port}${PATH}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify(event),
+      });
+
     it('delivers binary mode preserving attributes, extensions and traceparent, and returns the reply event', async () => {
       const target = await receiver();
       gateway = await startTestGateway();
@@ -120,10 +135,8 @@ describe('gateway over HTTP (events port + admin port)', function () {
     });
 
     it('decodes percent-encoded ce- header values and re-encodes only what the HTTP binding requires on delivery', async () => {
-      const target = await receiver();
-      gateway = await startTestGateway();
-      gateway.endpoints.setFunction(FN, [{ ip: '127.0.0.1', port: target.port }]);
-      const res = await sendBinary(gateway.eventsPort, PATH, 'evt%2D%41', {
+      const { gw, target } = await servedGateway();
+      const res = await sendBinary(gw.eventsPort, PATH, 'evt%2D%41', {
         'ce-source': '/s%7Ex',
         'ce-subject': 'caf%C3%A9 %22quoted%22 100%25',
         'ce-myext': 'plain-%7Evalue',
@@ -137,13 +150,13 @@ describe('gateway over HTTP (events port + admin port)', function () {
     });
 
     it('percent-encodes structured attributes that a header cannot carry as they are', async () => {
-      const target = await receiver();
-      gateway = await startTestGateway();
-      gateway.endpoints.setFunction(FN, [{ ip: '127.0.0.1', port: target.port }]);
-      const res = await fetch(`http://127.0.0.1:${gateway.eventsPort}${PATH}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/cloudevents+json' },
-        body: JSON.stringify({ id: 's-€', source: '/s', type: 't', specversion: '1.0', subject: 'a "b" 5%' }),
+      const { gw, target } = await servedGateway();
+      const res = await postStructured(gw.eventsPort, {
+        id: 's-€',
+        source: '/s',
+        type: 't',
+        specversion: '1.0',
+        subject: 'a "b" 5%',
       });
       assert.equal(res.status, 200);
       const got = target.received[0];
@@ -152,21 +165,15 @@ describe('gateway over HTTP (events port + admin port)', function () {
     });
 
     it('delivers a structured event in binary mode', async () => {
-      const target = await receiver();
-      gateway = await startTestGateway();
-      gateway.endpoints.setFunction(FN, [{ ip: '127.0.0.1', port: target.port }]);
-      const res = await fetch(`http://127.0.0.1:${gateway.eventsPort}${PATH}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/cloudevents+json' },
-        body: JSON.stringify({
-          id: 's-1',
-          source: '/s',
-          type: 't',
-          specversion: '1.0',
-          partitionkey: 'k',
-          datacontenttype: 'application/json',
-          data: { n: 1 },
-        }),
+      const { gw, target } = await servedGateway();
+      const res = await postStructured(gw.eventsPort, {
+        id: 's-1',
+        source: '/s',
+        type: 't',
+        specversion: '1.0',
+        partitionkey: 'k',
+        datacontenttype: 'application/json',
+        data: { n: 1 },
       });
       assert.equal(res.status, 200);
       const got = target.received[0];

@@ -1,28 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from './helpers.ts';
+import { spawnNode } from '@afterlife/core/testing';
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-
-function run(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exited, output: () => output };
-}
 
 describe('main (the gateway process, without a cluster)', function () {
   this.timeout(30_000);
@@ -30,7 +13,7 @@ describe('main (the gateway process, without a cluster)', function () {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('exits 2 naming the variable on a bad configuration', async () => {
-    const proc = run({ AFTERLIFE_GATEWAY_BODY_LIMIT: 'lots' });
+    const proc = spawnNode(MAIN, { env: { AFTERLIFE_GATEWAY_BODY_LIMIT: 'lots' } });
     assert.equal(await proc.exited, 2);
     assert.match(proc.output(), /"variable":"AFTERLIFE_GATEWAY_BODY_LIMIT"/);
   });
@@ -41,14 +24,16 @@ describe('main (the gateway process, without a cluster)', function () {
       kubeconfig,
       'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
     );
-    const proc = run({
-      KUBECONFIG: kubeconfig,
-      AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
-      AFTERLIFE_GATEWAY_PORT: '0',
-      AFTERLIFE_GATEWAY_ADMIN_PORT: '0',
+    const proc = spawnNode(MAIN, {
+      env: {
+        KUBECONFIG: kubeconfig,
+        AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
+        AFTERLIFE_GATEWAY_PORT: '0',
+        AFTERLIFE_GATEWAY_ADMIN_PORT: '0',
+      },
     });
     try {
-      await waitFor(() => proc.output().includes('failed; retrying'), 15_000, 'a failed list');
+      await proc.waitFor('failed; retrying');
       proc.child.kill('SIGTERM');
       assert.equal(await proc.exited, 0, proc.output());
       assert.match(proc.output(), /"msg":"shutting down"/);

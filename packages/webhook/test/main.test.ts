@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { spawnNode, type TestProcess } from '@afterlife/core/testing';
 import { createTestPki, httpsRequest, issueServerCert, type TestPki } from './tls.ts';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
@@ -31,39 +32,29 @@ function exitOf(child: ChildProcess, timeoutMs: number): Promise<number | null> 
 describe('main (the webhook process)', function () {
   this.timeout(30_000);
   let pki: TestPki;
-  let child: ChildProcess | undefined;
-  let output = '';
+  let proc: TestProcess | undefined;
 
   before(async () => {
     pki = await createTestPki();
   });
   afterEach(() => {
-    if (child !== undefined && child.exitCode === null) child.kill('SIGKILL');
-    child = undefined;
-    output = '';
+    if (proc !== undefined && proc.child.exitCode === null) proc.child.kill('SIGKILL');
+    proc = undefined;
   });
   after(async () => {
     await pki?.cleanup();
   });
 
   const start = (env: Record<string, string>) => {
-    child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout?.on('data', (c: Buffer) => {
-      output += c.toString();
-    });
-    child.stderr?.on('data', (c: Buffer) => {
-      output += c.toString();
-    });
-    return child;
+    proc = spawnNode(MAIN, { env });
+    return proc;
   };
+  const output = () => proc?.output() ?? '';
 
   it('exits with code 2 and names the variable on invalid configuration', async () => {
-    const proc = start({ AFTERLIFE_WEBHOOK_RUNTIME_CLASS: 'Not Valid' });
-    assert.equal(await exitOf(proc, 20_000), 2);
-    assert.match(output, /AFTERLIFE_WEBHOOK_RUNTIME_CLASS/);
+    const webhook = start({ AFTERLIFE_WEBHOOK_RUNTIME_CLASS: 'Not Valid' });
+    assert.equal(await exitOf(webhook.child, 20_000), 2);
+    assert.match(output(), /AFTERLIFE_WEBHOOK_RUNTIME_CLASS/);
   });
 
   it('serves /healthz at once, stays unready without Knative ConfigMaps, and stops cleanly on SIGTERM', async () => {
@@ -75,7 +66,7 @@ describe('main (the webhook process)', function () {
       `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`,
     );
     const port = await freePort();
-    const proc = start({
+    const webhook = start({
       KUBECONFIG: kubeconfig,
       AFTERLIFE_WEBHOOK_BIND_ADDRESS: '127.0.0.1',
       AFTERLIFE_WEBHOOK_PORT: String(port),
@@ -90,12 +81,12 @@ describe('main (the webhook process)', function () {
         .catch(() => undefined);
       if (health !== 200) await new Promise((r) => setTimeout(r, 100));
     }
-    assert.equal(health, 200, output);
+    assert.equal(health, 200, output());
     const ready = await httpsRequest(port, { method: 'GET', path: '/readyz', ca: pki.caPem });
     assert.equal(ready.status, 503);
     assert.match(ready.text, /Knative ConfigMaps not read yet/);
-    proc.kill('SIGTERM');
-    assert.equal(await exitOf(proc, 15_000), 0);
-    assert.match(output, /shutting down/);
+    webhook.child.kill('SIGTERM');
+    assert.equal(await exitOf(webhook.child, 15_000), 0);
+    assert.match(output(), /shutting down/);
   });
 });
