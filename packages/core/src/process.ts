@@ -44,7 +44,8 @@ export function exitAfterFlush(logger: Logger, code: number, timeoutMs = 1000): 
  * - a bad configuration logs `invalid configuration` with the variable and exits 2;
  * - a start failure logs `<component> failed to start` and exits 1;
  * - the first SIGTERM/SIGINT logs `shutting down` and calls `stop()` (the drain), then exits 0
- *   (1 when stopping failed); a second signal exits 1 at once;
+ *   (1 when stopping failed); during start-up it exits 0 at once (nothing was accepted yet);
+ *   a second signal exits 1 at once;
  * - every exit waits for the log lines to be written first.
  */
 export async function runMain<C>(options: MainOptions<C>): Promise<void> {
@@ -63,11 +64,6 @@ export async function runMain<C>(options: MainOptions<C>): Promise<void> {
 
   let running: Stoppable | undefined;
   let signals = 0;
-  let startFailed = false;
-  let markStarted = (): void => {};
-  const started = new Promise<void>((resolve) => {
-    markStarted = resolve;
-  });
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;
     if (signals > 1) {
@@ -76,17 +72,19 @@ export async function runMain<C>(options: MainOptions<C>): Promise<void> {
       return;
     }
     logger.info({ signal }, 'shutting down');
-    // A signal during start-up stops the component as soon as it is up.
-    void started.then(async () => {
-      if (startFailed) return;
-      try {
-        await running?.stop();
-        exitAfterFlush(logger, EXIT_CODES.ok, flushTimeoutMs);
-      } catch (error) {
+    const component = running;
+    if (component === undefined) {
+      // Still starting: nothing accepted yet, so nothing to drain.
+      exitAfterFlush(logger, EXIT_CODES.ok, flushTimeoutMs);
+      return;
+    }
+    component.stop().then(
+      () => exitAfterFlush(logger, EXIT_CODES.ok, flushTimeoutMs),
+      (error: unknown) => {
         logger.error({ err: errorMessage(error) }, 'shutdown failed');
         exitAfterFlush(logger, EXIT_CODES.failure, flushTimeoutMs);
-      }
-    });
+      },
+    );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
@@ -94,10 +92,7 @@ export async function runMain<C>(options: MainOptions<C>): Promise<void> {
   try {
     running = await options.start(config, logger);
   } catch (error) {
-    startFailed = true;
     logger.fatal({ err: errorMessage(error) }, `${options.component} failed to start`);
     exitAfterFlush(logger, EXIT_CODES.failure, flushTimeoutMs);
-  } finally {
-    markStarted();
   }
 }
