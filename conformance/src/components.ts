@@ -5,9 +5,7 @@ import { ManagedProcess } from '@afterlife/devcluster';
 const require = createRequire(import.meta.url);
 
 /** The `dist/main.js` of a workspace component package (what its container image runs). */
-export function componentMain(
-  pkg: '@afterlife/webhook' | '@afterlife/gateway' | '@afterlife/scaler' | '@afterlife/wasm-node',
-): string {
+export function componentMain(pkg: '@afterlife/webhook' | '@afterlife/gateway' | '@afterlife/scaler'): string {
   return join(dirname(require.resolve(pkg)), 'main.js');
 }
 

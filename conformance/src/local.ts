@@ -12,14 +12,11 @@ import {
   reapOrphanClusters,
   reapOrphanNetns,
   waitFor,
+  wasmRuntimeClass,
 } from '@afterlife/devcluster';
 import { LABEL_RUNTIME, RUNTIME_WASMEDGE } from '@afterlife/webhook';
-import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { startComponent } from './components.ts';
-
-// Loaded on use: importing it pulls in node:wasi, whose experimental warning every `afterlife`
-// command (doctor, conformance against a cluster) would print otherwise.
-const wasmNode = () => import('@afterlife/wasm-node');
 
 export interface LocalAfterlifeOptions {
   /** Names the cluster (and its state directory). */
@@ -34,10 +31,9 @@ export interface LocalPorts {
   readonly gatewayAdmin: number;
   readonly scaler: number;
   readonly scalerMetrics: number;
-  readonly wasmNodeMetrics: number;
 }
 
-/** A running local Afterlife: the control plane plus webhook, gateway, scaler and a Wasm node. */
+/** A running local Afterlife: the control plane with a real node, plus webhook, gateway and scaler. */
 export interface LocalAfterlife {
   readonly cluster: DevCluster;
   readonly kubeConfig: KubeConfig;
@@ -46,7 +42,8 @@ export interface LocalAfterlife {
   readonly ports: LocalPorts;
   /** The reference function's image in the local registry. */
   readonly image: string;
-  readonly wasmNodeName: string;
+  /** The real node Wasm pods run on (kubelet + containerd, `wasmedge` handler). */
+  readonly nodeName: string;
   readonly webhookConfigurationName: string;
   /** `http://127.0.0.1:PORT/ns/<namespace>/fn/<name>` on the gateway. */
   functionUrl(namespace: string, name: string): string;
@@ -60,17 +57,18 @@ export interface LocalAfterlife {
  * Starts everything Afterlife needs on this machine, wired the way a cluster install is: the
  * components run as processes from their `dist/main.js` with env config, the webhook is
  * registered with the API server over HTTPS, the Knative runtime-class flag is on and the
- * `wasmedge` RuntimeClass points at the Wasm node.
+ * `wasmedge` RuntimeClass points at the real node's Wasm runtime handler.
  */
 export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promise<LocalAfterlife> {
   const { print, logger } = options;
   const started = performance.now();
   const clock = () => performance.now() - started;
-  const wasmNodeName = `afterlife-wasm-${process.pid}`;
   const webhookConfigurationName = `afterlife-${options.name}`;
   await reapOrphanClusters();
   await reapOrphanNetns();
-  print('▸ starting the local control plane (etcd, kube-apiserver, controllers, kwok, KEDA, registry)…');
+  print(
+    '▸ starting the local cluster (etcd, kube-apiserver, controllers, KEDA, registry, a real node: kubelet + containerd)…',
+  );
   const cluster = await DevCluster.start({ name: options.name, logger });
   // Components are adopted by the cluster: `stop()`, `down` and the orphan reaper end them too.
   const stop = (): Promise<void> => cluster.stop();
@@ -88,10 +86,10 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
         metadata: { name: 'config-features', namespace: 'knative-serving' },
         data: { 'kubernetes.podspec-runtimeclassname': 'enabled' },
       } as KubernetesObject,
-      (await wasmNode()).wasmRuntimeClass() as KubernetesObject,
+      wasmRuntimeClass() as KubernetesObject,
     ]);
 
-    print('▸ starting Afterlife: webhook, gateway, scaler, wasm-node…');
+    print('▸ starting Afterlife: webhook, gateway, scaler…');
     const pkiDir = join(cluster.state.stateDir, 'demo-pki');
     const ca = await createCertificateAuthority(pkiDir, 'webhook-ca', 'afterlife-demo-webhook-ca');
     const tls = await issueCertificate(ca, pkiDir, 'webhook', {
@@ -106,7 +104,6 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
       gatewayAdmin: await freePort(),
       scaler: await freePort(),
       scalerMetrics: await freePort(),
-      wasmNodeMetrics: await freePort(),
     };
     const common = { KUBECONFIG: cluster.kubeconfigPath };
     // Each component is adopted as soon as it starts, so a failure further on still ends it.
@@ -152,31 +149,17 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
       },
       logDir,
     );
-    await start(
-      'afterlife-wasm-node',
-      '@afterlife/wasm-node',
-      {
-        AFTERLIFE_WASM_NODE_KUBECONFIG: cluster.kubeconfigPath,
-        AFTERLIFE_WASM_NODE_NAME: wasmNodeName,
-        AFTERLIFE_WASM_NODE_METRICS_HOST: '127.0.0.1',
-        AFTERLIFE_WASM_NODE_METRICS_PORT: String(ports.wasmNodeMetrics),
-        AFTERLIFE_WASM_NODE_REGISTRIES: registry,
-        AFTERLIFE_WASM_NODE_DELETE_ON_EXIT: 'true',
-      },
-      logDir,
-    );
     const guard = () => cluster.assertHealthy();
     const wait = { timeoutMs: 60_000, intervalMs: 200, guard };
     await waitFor('scaler /readyz', () => httpProbe(`http://127.0.0.1:${ports.scalerMetrics}/readyz`), wait);
     await waitFor('gateway /readyz', () => httpProbe(`http://127.0.0.1:${ports.gatewayAdmin}/readyz`), wait);
     const caPem = await readFile(ca.certFile);
     await waitFor('webhook /readyz', () => httpsProbe(`https://127.0.0.1:${ports.webhook}/readyz`, caPem), wait);
-    await waitFor('wasm-node Node Ready', () => nodeReady(kubeConfig, wasmNodeName), wait);
     print(`  components ready at ${(clock() / 1000).toFixed(1)}s (logs: ${logDir})`);
 
-    print('▸ building the reference Wasm function (Go → wasip1) and pushing it as an OCI image…');
-    const image = await (await wasmNode()).pushEchoImage(registry);
-    print(`  ${image.reference}`);
+    // The cluster built the reference function (Go → wasip1) and pushed it as a compat-smart image.
+    const image = cluster.state.images.echoWasm ?? '';
+    print(`  reference Wasm function: ${image}`);
 
     await applyObjects(kubeConfig, [
       {
@@ -212,8 +195,8 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
       registry,
       logDir,
       ports,
-      image: image.reference,
-      wasmNodeName,
+      image,
+      nodeName: cluster.state.realNodes[0]?.name ?? '',
       webhookConfigurationName,
       functionUrl: (namespace, name) => `http://127.0.0.1:${ports.gateway}/ns/${namespace}/fn/${name}`,
       assertHealthy: guard,
@@ -223,11 +206,6 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
     await stop();
     throw error;
   }
-}
-
-async function nodeReady(kubeConfig: KubeConfig, name: string): Promise<true | undefined> {
-  const node = await kubeConfig.makeApiClient(CoreV1Api).readNode({ name });
-  return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
 }
 
 function httpsProbe(url: string, ca: Buffer): Promise<true> {

@@ -81,7 +81,7 @@ export function renderHtml(report: DemoReport): string {
     ['first event → 1 ready replica', `${s.zeroToOneMs.toFixed(0)} ms`],
     ['latency p50 / p99', `${s.p50Ms.toFixed(1)} / ${s.p99Ms.toFixed(1)} ms`],
     ['idle → 0 replicas', `${(s.backToZeroMs / 1000).toFixed(1)} s`],
-    ['Wasm pod cold starts (bound → ready)', s.wasmColdStartsMs.map((v) => `${v.toFixed(0)} ms`).join(', ') || '—'],
+    ['Wasm pod starts (created → Ready)', s.wasmColdStartsMs.map((v) => `${v.toFixed(0)} ms`).join(', ') || '—'],
   ];
   const checks = Object.entries(report.checks)
     .map(([name, ok]) => `<li class="${ok ? 'ok' : 'fail'}">${ok ? '✔' : '✘'} ${escapeXml(name)}</li>`)

@@ -21,9 +21,9 @@ const median = (values: number[]): number => {
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 };
 
-const minimal = await timeStart('minimal', { keda: false, knative: false, registry: false, nodes: 1 });
+const minimal = await timeStart('minimal', { keda: false, knative: false, registry: false, nodes: 1, realNodes: 0 });
 const full = await timeStart('full', {});
 console.log(`devcluster warm start over ${ROUNDS} rounds (median):`);
 console.log(`  minimal (etcd + apiserver + controllers + 1 kwok node): ${(median(minimal) / 1000).toFixed(2)} s`);
-console.log(`  full (+ KEDA, Knative CRDs, registry, 2 nodes):          ${(median(full) / 1000).toFixed(2)} s`);
+console.log(`  full (+ KEDA, Knative CRDs, registry, 2 kwok + 1 real node): ${(median(full) / 1000).toFixed(2)} s`);
 console.log(`  ratio full / minimal: ${(median(full) / median(minimal)).toFixed(2)}`);

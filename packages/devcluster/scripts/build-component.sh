@@ -16,18 +16,20 @@ die() { echo "build-component: $*" >&2; exit 1; }
 command -v go >/dev/null 2>&1 || die "Go is not installed or not on PATH (need Go >= 1.25 to build $component; install it from https://go.dev/dl or your distribution)"
 
 case "$component" in
-  kubernetes) version="$KUBERNETES_VERSION" binaries="kube-apiserver kube-controller-manager kube-scheduler kubectl" ;;
+  kubernetes) version="$KUBERNETES_VERSION" binaries="kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy" ;;
   etcd) version="$ETCD_VERSION" binaries="etcd etcdctl" ;;
   kwok) version="$KWOK_VERSION" binaries="kwok" ;;
   keda) version="$KEDA_VERSION" binaries="operator adapter" ;;
   helm) version="$HELM_VERSION" binaries="helm" ;;
   registry) version="$REGISTRY_VERSION" binaries="registry" ;;
   oras) version="$ORAS_VERSION" binaries="oras" ;;
-  knative) version="$KNATIVE_SERVING_VERSION" binaries="controller autoscaler webhook" ;;
+  knative) version="$KNATIVE_SERVING_VERSION" binaries="controller autoscaler autoscaler-hpa webhook queue" ;;
   knative-config) version="$KNATIVE_SERVING_VERSION" binaries="" ;;
   knative-networking) version="$KNATIVE_SERVING_VERSION" binaries="" ;;
-  knative-hpa) version="$KNATIVE_SERVING_VERSION" binaries="autoscaler-hpa" ;;
-  *) die "unknown component '$component' (known: kubernetes etcd kwok keda helm registry oras knative knative-config knative-networking knative-hpa)" ;;
+  containerd) version="$CONTAINERD_VERSION" binaries="containerd ctr containerd-shim-runc-v2" ;;
+  runc) version="$RUNC_VERSION" binaries="runc" ;;
+  cni) version="$CNI_PLUGINS_VERSION" binaries="bridge host-local loopback" ;;
+  *) die "unknown component '$component' (known: kubernetes etcd kwok keda helm registry oras knative knative-config knative-networking containerd runc cni)" ;;
 esac
 
 # AFTERLIFE_BUILD_VERSION builds another version of this one component (upgrades, tests).
@@ -80,7 +82,7 @@ case "$component" in
     done
     (cd "$work" && run env GOFLAGS="-trimpath -mod=mod" go build -ldflags "$flags" -o "$out/" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
-      k8s.io/kubernetes/cmd/kubectl)
+      k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
     ;;
   etcd)
     (cd "$work" && run go mod init afterlife.local/etcd-build && run go get "go.etcd.io/etcd/server/v3@$version" "go.etcd.io/etcd/etcdctl/v3@$version" \
@@ -136,20 +138,37 @@ case "$component" in
     done
     chmod -R u+w "$out"
     ;;
-  knative-hpa)
-    # Knative's HPA-class PodAutoscaler reconciler (creates the HPA and the ServerlessService).
-    run go mod download -json "knative.dev/serving@$version"
-    src="$(go env GOMODCACHE)/knative.dev/serving@$version"
-    cp -r "$src/." "$work/serving"; chmod -R u+w "$work/serving"
-    (cd "$work/serving" && run go build -ldflags "$ldflags_strip" -o "$out/" ./cmd/autoscaler-hpa)
-    ;;
   knative)
     run go mod download -json "knative.dev/serving@$version"
     src="$(go env GOMODCACHE)/knative.dev/serving@$version"
     cp -r "$src/." "$work/serving"; chmod -R u+w "$work/serving"
-    (cd "$work/serving" && run go build -ldflags "$ldflags_strip" -o "$out/" ./cmd/controller ./cmd/autoscaler ./cmd/webhook)
+    (cd "$work/serving" && run go build -ldflags "$ldflags_strip" -o "$out/" ./cmd/controller ./cmd/autoscaler ./cmd/autoscaler-hpa ./cmd/webhook ./cmd/queue)
     mkdir -p "$out/config"
     cp -r "$src/config/." "$out/config/"; chmod -R u+w "$out/config"
+    ;;
+  containerd)
+    # Static (no cgo), without btrfs; the runc shim comes from the same module and build.
+    run go mod download -json "github.com/containerd/containerd/v2@$version"
+    src="$(go env GOMODCACHE)/github.com/containerd/containerd/v2@$version"
+    cp -r "$src/." "$work/containerd"; chmod -R u+w "$work/containerd"
+    pkg="github.com/containerd/containerd/v2"
+    (cd "$work/containerd" && run go build -tags "no_btrfs urfave_cli_no_docs" \
+      -ldflags "$ldflags_strip -X $pkg/version.Version=$version -X $pkg/version.Revision=afterlife" \
+      -o "$out/" ./cmd/containerd ./cmd/ctr ./cmd/containerd-shim-runc-v2)
+    ;;
+  runc)
+    # runc needs cgo and libseccomp (Debian's libseccomp-dev; scripts/host-deps.sh installs it).
+    [[ -f /usr/include/seccomp.h ]] || die "runc needs libseccomp headers: run 'bash $here/host-deps.sh' (installs Debian's libseccomp-dev) first"
+    run go mod download -json "github.com/opencontainers/runc@$version"
+    src="$(go env GOMODCACHE)/github.com/opencontainers/runc@$version"
+    cp -r "$src/." "$work/runc"; chmod -R u+w "$work/runc"
+    (cd "$work/runc" && run env CGO_ENABLED=1 go build -tags seccomp -ldflags "$ldflags_strip -X main.version=${version#v} -X main.gitCommit=afterlife" -o "$out/runc" .)
+    ;;
+  cni)
+    run go mod download -json "github.com/containernetworking/plugins@$version"
+    src="$(go env GOMODCACHE)/github.com/containernetworking/plugins@$version"
+    cp -r "$src/." "$work/cni"; chmod -R u+w "$work/cni"
+    (cd "$work/cni" && run go build -ldflags "$ldflags_strip" -o "$out/" ./plugins/main/bridge ./plugins/ipam/host-local ./plugins/main/loopback)
     ;;
 esac
 

@@ -6,6 +6,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 # shellcheck source=toolchain.sh
 source "$here/toolchain.sh"
+# Debian packages real nodes need (iptables, libseccomp-dev for runc); a no-op once present.
+bash "$here/host-deps.sh"
 cd "$root"
 # pnpm's store lives in the per-user cache so a fresh clone installs from it offline-fast.
 export npm_config_store_dir="${npm_config_store_dir:-$AFTERLIFE_CACHE/pnpm-store}"

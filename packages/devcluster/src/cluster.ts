@@ -8,9 +8,12 @@ import { CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client
 import { stringify } from 'yaml';
 import { binaryPath, ensureComponent } from './binaries.ts';
 import { AfterlifeClusterError } from './cluster-error.ts';
+import { pushNodeImages, pushQueueProxyImage } from './images.ts';
 import { startKnativeServing } from './knative.ts';
 import { applyObjects, readManifests } from './kube.ts';
 import { fenceCidr } from './netns.ts';
+import { RealNode, type RealNodeState, reapNode } from './node.ts';
+import { ensureNodeTools } from './node-tools.ts';
 import { type Component, cacheDir, readVersions, type Versions } from './paths.ts';
 import { createCertificateAuthority, createSigningKey, issueCertificate, type KeyPair } from './pki.ts';
 import { assertPortFree, freePort } from './ports.ts';
@@ -22,8 +25,13 @@ export interface DevClusterOptions {
   readonly name?: string;
   /** Overrides the state directory entirely. */
   readonly stateDir?: string;
-  /** How many kwok fake nodes to create (default 2). */
+  /** How many kwok fake nodes to create (default 2); their pods never run, so they carry a NoSchedule taint. */
   readonly nodes?: number;
+  /**
+   * How many real nodes (kubelet + containerd + runc + CNI, with the `wasmedge` runtime handler)
+   * to run (default 1; needs root and the registry). Pods that must answer run here.
+   */
+  readonly realNodes?: number;
   /** Run the KEDA operator and metrics adapter (default true). */
   readonly keda?: boolean;
   /** Install Knative Serving CRDs and ConfigMaps (default true). */
@@ -57,6 +65,10 @@ export interface DevClusterState {
   readonly startedAt: string;
   /** Seconds spent per phase of the last start (build, etcd, apiserver, …). */
   readonly timings: Readonly<Record<string, number>>;
+  /** Real nodes: what teardown (and the orphan reaper) needs. */
+  readonly realNodes: readonly RealNodeState[];
+  /** Images pushed to the registry for the real nodes ('' when none). */
+  readonly images: Readonly<Record<string, string>>;
 }
 
 const STATE_FILE = 'state.json';
@@ -64,6 +76,8 @@ const SERVICE_CIDR = '10.96.0.0/16';
 /** kwok assigns fake pod IPs from here; nothing ever connects to them. */
 const KWOK_POD_CIDR = '10.212.0.0/16';
 export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
+/** Taint on kwok nodes: only pods that tolerate it (scale tests) land where nothing runs. */
+export const KWOK_NODE_TAINT = { key: KWOK_NODE_ANNOTATION, value: 'fake', effect: 'NoSchedule' } as const;
 
 export function clusterStateDir(name: string): string {
   return join(cacheDir(), 'run', name);
@@ -91,6 +105,7 @@ export async function destroyFromState(stateDir: string): Promise<void> {
     const deadline = Date.now() + 5000;
     while (Date.now() < deadline && pids.some((pid) => isAlive(pid))) await sleep(100);
     for (const pid of pids) if (isAlive(pid)) killGroup(pid, 'SIGKILL');
+    for (const node of state.realNodes ?? []) await reapNode(node, []);
   }
   await rm(stateDir, { recursive: true, force: true });
 }
@@ -131,6 +146,7 @@ interface Pki {
   readonly kedaServing: KeyPair;
   readonly serviceAccount: { privateKeyFile: string; publicKeyFile: string };
   readonly kedaCertDir: string;
+  readonly apiServerKubeletClient: KeyPair;
 }
 
 /**
@@ -141,11 +157,13 @@ interface Pki {
 export class DevCluster {
   #state: DevClusterState;
   readonly #processes: ManagedProcess[];
+  readonly #nodes: RealNode[];
   #stopped = false;
 
-  private constructor(state: DevClusterState, processes: ManagedProcess[]) {
+  private constructor(state: DevClusterState, processes: ManagedProcess[], nodes: RealNode[]) {
     this.#state = state;
     this.#processes = processes;
+    this.#nodes = nodes;
   }
 
   /** Ports, pids, kubeconfig, registry, binaries and start-up timings of this cluster. */
@@ -166,13 +184,14 @@ export class DevCluster {
   /** Throws ComponentExitedError when any control-plane process has died. */
   assertHealthy(): void {
     for (const process of this.#processes) process.assertRunning();
+    for (const node of this.#nodes) for (const process of node.processes) process.assertRunning();
   }
 
   static async start(options: DevClusterOptions = {}): Promise<DevCluster> {
     const starter = new Starter(options);
     try {
-      const { state, processes } = await starter.run();
-      return new DevCluster(state, processes);
+      const { state, processes, nodes } = await starter.run();
+      return new DevCluster(state, processes, nodes);
     } catch (error) {
       await starter.abort();
       throw error;
@@ -183,6 +202,8 @@ export class DevCluster {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    // Nodes first (their pods may be served by adopted components), then the control plane.
+    for (const node of this.#nodes) await node.stop();
     for (const process of [...this.#processes].reverse()) await process.stop();
     await rm(this.state.stateDir, { recursive: true, force: true });
   }
@@ -200,6 +221,7 @@ export class DevCluster {
 
   /** Last-resort synchronous kill for process 'exit' handlers. */
   killNow(): void {
+    for (const node of this.#nodes) for (const process of node.processes) killGroup(process.pid, 'SIGKILL');
     for (const process of this.#processes) killGroup(process.pid, 'SIGKILL');
   }
 }
@@ -210,6 +232,7 @@ class Starter {
   readonly #stateDir: string;
   readonly #logDir: string;
   readonly #processes: ManagedProcess[] = [];
+  readonly #nodes: RealNode[] = [];
   readonly #timings: Record<string, number> = {};
   readonly #ports: Record<string, number> = {};
   readonly #binaries: Record<string, string> = {};
@@ -227,12 +250,14 @@ class Starter {
   }
 
   async abort(): Promise<void> {
+    for (const node of this.#nodes) await node.stop().catch(() => undefined);
     for (const process of [...this.#processes].reverse()) await process.stop(2000);
     await rm(this.#stateDir, { recursive: true, force: true });
   }
 
   #guard = (): void => {
     for (const process of this.#processes) process.assertRunning();
+    for (const node of this.#nodes) for (const process of node.processes) process.assertRunning();
   };
 
   async #timed<T>(phase: string, work: () => Promise<T>): Promise<T> {
@@ -270,7 +295,7 @@ class Starter {
     return port;
   }
 
-  async run(): Promise<{ state: DevClusterState; processes: ManagedProcess[] }> {
+  async run(): Promise<{ state: DevClusterState; processes: ManagedProcess[]; nodes: RealNode[] }> {
     const options = this.#options;
     const existing = await readClusterState(this.#stateDir);
     if (existing && isClusterRunning(existing)) {
@@ -286,12 +311,21 @@ class Starter {
     const keda = options.keda ?? true;
     const knative = options.knative ?? true;
     const registry = options.registry ?? true;
+    const realNodes = options.realNodes ?? 1;
+    if (realNodes > 0 && !registry) {
+      throw new AfterlifeClusterError(
+        'DEVCLUSTER_BAD_OPTIONS',
+        'real nodes pull their images from the local registry: keep registry on',
+      );
+    }
     const components: Component[] = ['kubernetes', 'etcd', 'kwok'];
     if (keda) components.push('keda');
     if (knative) components.push('knative-config');
     const knativeControllers = knative && (options.knativeControllers ?? false);
-    if (knativeControllers) components.push('knative', 'knative-networking', 'knative-hpa');
+    if (knativeControllers || realNodes > 0) components.push('knative');
+    if (knativeControllers) components.push('knative-networking');
     if (registry) components.push('registry', 'oras');
+    if (realNodes > 0) components.push('containerd', 'runc', 'cni');
     components.push('helm');
 
     const dirs = await this.#timed('binaries', async () => {
@@ -302,6 +336,7 @@ class Starter {
           onProgress: (line) => this.#log?.info({ component }, line),
         });
       }
+      if (realNodes > 0) result.node = (await ensureNodeTools()).dir;
       return result;
     });
     const bin = async (component: string, name: string): Promise<string> => {
@@ -366,7 +401,12 @@ class Starter {
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${pki.serviceAccount.publicKeyFile}`,
         `--service-account-signing-key-file=${pki.serviceAccount.privateKeyFile}`,
-        '--authorization-mode=RBAC',
+        // Node authorizes each kubelet for its own node's objects, RBAC everything else.
+        '--authorization-mode=Node,RBAC',
+        `--kubelet-client-certificate=${pki.apiServerKubeletClient.certFile}`,
+        `--kubelet-client-key=${pki.apiServerKubeletClient.keyFile}`,
+        `--kubelet-certificate-authority=${pki.ca.certFile}`,
+        '--kubelet-preferred-address-types=InternalIP',
         '--allow-privileged=true',
         // Loopback may not be an Endpoints address; the `kubernetes` Service is not needed here.
         '--endpoint-reconciler-type=none',
@@ -578,6 +618,50 @@ class Starter {
       });
     }
 
+    const images: Record<string, string> = {};
+    if (realNodes > 0) {
+      await this.#timed('images', async () => {
+        await waitFor('OCI registry', () => httpProbe(`http://${registryAddress}/v2/`), this.#waitOptions());
+        const tools = await ensureNodeTools();
+        const pushed = await pushNodeImages(registryAddress, tools);
+        const queue = await pushQueueProxyImage(registryAddress, await bin('knative', 'queue'), this.#versions.knative);
+        images.pause = pushed.pause.reference;
+        images.echoWasm = pushed.echoWasm.reference;
+        images.echoNative = pushed.echoNative.reference;
+        images.queue = queue.pinned;
+      });
+      await this.#timed('real-nodes', async () => {
+        const binaries = {
+          kubelet: await bin('kubernetes', 'kubelet'),
+          containerd: await bin('containerd', 'containerd'),
+          containerdDir: dirs.containerd ?? '',
+          runc: await bin('runc', 'runc'),
+          cniDir: dirs.cni ?? '',
+          wasmDir: dirs.node ?? '',
+        };
+        // Directories too, so tests can start another node from the same build.
+        this.#binaries['cni-plugins'] = binaries.cniDir;
+        this.#binaries['afterlife-node'] = binaries.wasmDir;
+        for (let index = 0; index < realNodes; index++) {
+          this.#nodes.push(
+            await RealNode.start({
+              name: `node-${index}`,
+              clusterDir: this.#stateDir,
+              apiServer,
+              ca: pki.ca,
+              kubeConfig,
+              binaries,
+              registry: registryAddress,
+              sandboxImage: images.pause ?? '',
+              forwarding: realNodes > 1,
+              ...(this.#log ? { logger: this.#log } : {}),
+              timeoutMs: this.#readyTimeoutMs,
+            }),
+          );
+        }
+      });
+    }
+
     if (knativeControllers) {
       await this.#timed('knative-controllers', async () => {
         const serving = await startKnativeServing({
@@ -588,7 +672,8 @@ class Starter {
           binDir: dirs.knative ?? '',
           configDir: join(dirs.knative ?? '', 'config'),
           networkingDir: dirs['knative-networking'] ?? '',
-          hpaBinDir: dirs['knative-hpa'] ?? '',
+          hpaBinDir: dirs.knative ?? '',
+          ...(images.queue ? { queueSidecarImage: images.queue } : {}),
           ...(registryAddress ? { registry: registryAddress } : {}),
           ...(this.#log ? { logger: this.#log } : {}),
           timeoutMs: this.#readyTimeoutMs,
@@ -627,16 +712,20 @@ class Starter {
       apiServer,
       registry: registryAddress,
       ports: { ...this.#ports },
-      pids: Object.fromEntries(this.#processes.map((p) => [p.spec.name, p.pid])),
+      pids: Object.fromEntries(
+        [...this.#processes, ...this.#nodes.flatMap((node) => node.processes)].map((p) => [p.spec.name, p.pid]),
+      ),
       binaries: { ...this.#binaries },
       versions: this.#versions,
       ownerPid: process.pid,
       detached: options.detached ?? false,
       startedAt: new Date().toISOString(),
       timings: { ...this.#timings },
+      realNodes: this.#nodes.map((node) => node.state),
+      images,
     };
     await writeFile(join(this.#stateDir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
-    return { state, processes: this.#processes };
+    return { state, processes: this.#processes, nodes: this.#nodes };
   }
 
   #env(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -675,7 +764,23 @@ class Starter {
       usage: 'server-and-client',
     });
     await writeFile(join(kedaCertDir, 'ca.crt'), await readFile(ca.certFile));
-    return { ca, apiServer, admin, frontProxyCa, frontProxyClient, serviceAccount, kedaCertDir, kedaServing };
+    // The API server's identity towards kubelets (logs, exec, port-forward); kubelets authorize it by webhook.
+    const apiServerKubeletClient = await issueCertificate(ca, dir, 'apiserver-kubelet-client', {
+      commonName: 'kube-apiserver-kubelet-client',
+      organization: 'system:masters',
+      usage: 'client',
+    });
+    return {
+      ca,
+      apiServer,
+      admin,
+      frontProxyCa,
+      frontProxyClient,
+      serviceAccount,
+      kedaCertDir,
+      kedaServing,
+      apiServerKubeletClient,
+    };
   }
 }
 
@@ -698,7 +803,7 @@ function nodeObjects(count: number): KubernetesObject[] {
         'kubernetes.io/role': 'agent',
       },
     },
-    spec: {},
+    spec: { taints: [{ ...KWOK_NODE_TAINT }] },
     status: {
       allocatable: { cpu: '32', memory: '256Gi', pods: '110' },
       capacity: { cpu: '32', memory: '256Gi', pods: '110' },

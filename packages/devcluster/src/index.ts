@@ -8,11 +8,19 @@ export {
   httpProbe,
   isClusterRunning,
   KWOK_NODE_ANNOTATION,
+  KWOK_NODE_TAINT,
   readClusterState,
   reapOrphanClusters,
 } from './cluster.ts';
 export { AfterlifeClusterError } from './cluster-error.ts';
 export { BuildError, ComponentExitedError, PortInUseError, ReadinessTimeoutError } from './errors.ts';
+export {
+  ECHO_WASM_ENTRYPOINT,
+  type NodeImages,
+  pushNodeImages,
+  pushQueueProxyImage,
+  pushStaticBinaryImage,
+} from './images.ts';
 export {
   applyObjects,
   KubeRequestError,
@@ -30,6 +38,28 @@ export {
   POD_GATEWAY_IP,
   reapOrphanNetns,
 } from './netns.ts';
+export {
+  NODE_POD_CIDR,
+  REAL_NODE_LABEL,
+  RealNode,
+  type RealNodeState,
+  WASM_RUNTIME_HANDLER,
+  wasmRuntimeClass,
+} from './node.ts';
+export { ensureNodeTools, type NodeTools } from './node-tools.ts';
+export {
+  formatImageReference,
+  type ImageReference,
+  isLoopbackRegistry,
+  MEDIA_TYPES,
+  OciError,
+  type PushedImage,
+  parseImageReference,
+  pushImage,
+  pushWasmImage,
+  RUN_OCI_HANDLER_ANNOTATION,
+  WASM_VARIANT_ANNOTATION,
+} from './oci.ts';
 export { COMPONENTS, type Component, cacheDir, readVersions, type Versions } from './paths.ts';
 export {
   type CertificateRequest,
@@ -38,6 +68,7 @@ export {
   issueCertificate,
   type KeyPair,
 } from './pki.ts';
+export { type PodStart, type PodStartTracker, trackPodStarts } from './pod-starts.ts';
 export { assertPortFree, freePort } from './ports.ts';
 export { ManagedProcess, type ProcessExit, type ProcessSpec, tailFile } from './process.ts';
 export { type WaitOptions, waitFor } from './wait.ts';

@@ -11,7 +11,7 @@ import { ManagedProcess } from './process.ts';
 import { waitFor } from './wait.ts';
 
 export const KNATIVE_NAMESPACE = 'knative-serving';
-/** Pods run on kwok fake nodes, so this image is never pulled; it only has to be a valid reference. */
+/** Used only without real nodes (then nothing pulls it); with them the devcluster pushes the real queue-proxy. */
 export const DEFAULT_QUEUE_SIDECAR_IMAGE = '127.0.0.1:5000/knative/queue:v1.23.0';
 /**
  * Registries whose tags Knative must not resolve to digests. The controller runs in a network
@@ -52,7 +52,7 @@ export interface KnativeServingOptions {
   readonly configDir: string;
   /** Component `knative-networking`: `networking/config` and `caching/config`. */
   readonly networkingDir: string;
-  /** Directory with `autoscaler-hpa` (component `knative-hpa`); without it no HPA-class PodAutoscaler is reconciled. */
+  /** Directory with `autoscaler-hpa` (component `knative`); without it no HPA-class PodAutoscaler is reconciled. */
   readonly hpaBinDir?: string;
   /** `127.0.0.1:PORT` of the local registry: its tags are not resolved to digests either. */
   readonly registry?: string;

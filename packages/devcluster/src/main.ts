@@ -20,7 +20,7 @@ import { STATE_DIR_ENV } from './testing.ts';
 const USAGE = `afterlife-devcluster — a real local Kubernetes control plane
 
 Usage:
-  afterlife-devcluster up [--name N] [--nodes N] [--api-port P] [--no-keda] [--no-knative] [--knative-controllers]
+  afterlife-devcluster up [--name N] [--nodes N] [--real-nodes N] [--api-port P] [--no-keda] [--no-knative] [--knative-controllers]
   afterlife-devcluster down [--name N]
   afterlife-devcluster status [--name N]
   afterlife-devcluster env [--name N]          prints export lines for KUBECONFIG etc.
@@ -56,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       name: { type: 'string' },
       nodes: { type: 'string' },
+      'real-nodes': { type: 'string' },
       'api-port': { type: 'string' },
       'no-keda': { type: 'boolean' },
       'no-knative': { type: 'boolean' },
@@ -83,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
     knative: !values['no-knative'],
     knativeControllers: values['knative-controllers'] ?? false,
     ...(values.nodes === undefined ? {} : { nodes: number('nodes', values.nodes) ?? 2 }),
+    ...(values['real-nodes'] === undefined ? {} : { realNodes: number('real-nodes', values['real-nodes']) ?? 1 }),
     ...(values['api-port'] === undefined ? {} : { apiServerPort: number('api-port', values['api-port']) ?? 0 }),
   };
 

@@ -24,7 +24,9 @@ export type Component =
   | 'knative'
   | 'knative-config'
   | 'knative-networking'
-  | 'knative-hpa';
+  | 'containerd'
+  | 'runc'
+  | 'cni';
 export const COMPONENTS: readonly Component[] = [
   'kubernetes',
   'etcd',
@@ -36,7 +38,9 @@ export const COMPONENTS: readonly Component[] = [
   'knative',
   'knative-config',
   'knative-networking',
-  'knative-hpa',
+  'containerd',
+  'runc',
+  'cni',
 ];
 
 export interface Versions {
@@ -48,6 +52,9 @@ export interface Versions {
   readonly registry: string;
   readonly oras: string;
   readonly knative: string;
+  readonly containerd: string;
+  readonly runc: string;
+  readonly cni: string;
 }
 
 /** Reads the pinned upstream versions from scripts/versions.env (the build script's source of truth). */
@@ -71,5 +78,8 @@ export function readVersions(): Versions {
     registry: get('REGISTRY_VERSION'),
     oras: get('ORAS_VERSION'),
     knative: get('KNATIVE_SERVING_VERSION'),
+    containerd: get('CONTAINERD_VERSION'),
+    runc: get('RUNC_VERSION'),
+    cni: get('CNI_PLUGINS_VERSION'),
   });
 }

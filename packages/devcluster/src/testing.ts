@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,7 +7,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ensureComponent } from './binaries.ts';
 import { DevCluster, type DevClusterState, readClusterState, reapOrphanClusters } from './cluster.ts';
 import { reapOrphanNetns } from './netns.ts';
-import type { Component } from './paths.ts';
+import { type Component, PACKAGE_ROOT } from './paths.ts';
 
 /** The env var `exec` sets so every test process shares one running cluster. */
 export const STATE_DIR_ENV = 'AFTERLIFE_DEVCLUSTER_STATE_DIR';
@@ -71,7 +72,17 @@ async function acquire(): Promise<SharedCluster> {
   const cluster = await DevCluster.start({ name: `test-${process.pid}` });
   process.once('exit', () => {
     cluster.killNow();
-    rmSync(cluster.state.stateDir, { recursive: true, force: true });
+    // 'exit' allows only synchronous work: a child does the real-node teardown (cgroups, bridge,
+    // host ledger) from the state file, then removes the state directory.
+    const down = spawnSync(
+      process.execPath,
+      [join(PACKAGE_ROOT, 'dist', 'main.js'), 'down', '--name', cluster.state.name],
+      {
+        stdio: 'ignore',
+        timeout: 60_000,
+      },
+    );
+    if (down.status !== 0) rmSync(cluster.state.stateDir, { recursive: true, force: true });
   });
   return {
     kubeconfigPath: cluster.kubeconfigPath,

@@ -9,7 +9,7 @@ import {
   type KubeConfig,
   type V1Deployment,
 } from '@kubernetes/client-node';
-import { waitFor } from '../src/index.ts';
+import { KWOK_NODE_TAINT, waitFor } from '../src/index.ts';
 import { useCluster } from '../src/testing.ts';
 
 const run = promisify(execFile);
@@ -22,7 +22,12 @@ function deployment(name: string, namespace: string, replicas: number): V1Deploy
       selector: { matchLabels: { app: name } },
       template: {
         metadata: { labels: { app: name } },
-        spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
+        spec: {
+          containers: [{ name: 'app', image: 'registry.invalid/app:1' }],
+          // Pods that never run go to kwok nodes, which are tainted so pods that must answer land on real nodes only.
+          nodeSelector: { type: 'kwok' },
+          tolerations: [{ key: KWOK_NODE_TAINT.key, operator: 'Exists', effect: 'NoSchedule' }],
+        },
       },
     },
   };

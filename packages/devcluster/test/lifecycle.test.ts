@@ -25,6 +25,7 @@ describe('devcluster lifecycle and failure modes', function () {
       knative: false,
       registry: false,
       nodes: 1,
+      realNodes: 0,
     });
     const pids = Object.values(cluster.state.pids);
     assert.ok(

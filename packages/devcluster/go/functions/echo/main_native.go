@@ -14,6 +14,8 @@ func main() {
 	if port == "" {
 		port = "8080"
 	}
+	// One line at start, so `kubectl logs` shows the server ran.
+	_, _ = os.Stderr.WriteString("echo: serving on :" + port + "\n")
 	if err := http.ListenAndServe(":"+port, newHandler()); err != nil {
 		_, _ = os.Stderr.WriteString("echo: " + err.Error() + "\n")
 		os.Exit(1)

@@ -26,6 +26,8 @@ func main() {
 		_, _ = os.Stderr.WriteString("echo: fd 3 is not a listening socket: " + err.Error() + "\n")
 		os.Exit(1)
 	}
+	// One line at start, so `kubectl logs` shows the module ran.
+	_, _ = os.Stderr.WriteString("echo: serving on " + listener.Addr().String() + " (preopened fd 3)\n")
 	if err := http.Serve(listener, newHandler()); err != nil {
 		_, _ = os.Stderr.WriteString("echo: serve: " + err.Error() + "\n")
 		os.Exit(1)

@@ -1,0 +1,243 @@
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { AfterlifeError, errorMessage } from '@afterlife/core';
+import { writeTar } from './tar.ts';
+
+/** OCI media types and the crun annotation this package reads and writes. */
+export const MEDIA_TYPES = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  ociLayerTar: 'application/vnd.oci.image.layer.v1.tar',
+  ociLayerTarGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+} as const;
+
+/** crun's Wasm detection: this manifest annotation with `compat` or `compat-smart`. */
+export const WASM_VARIANT_ANNOTATION = 'module.wasm.image/variant';
+/** crun's alternative annotation (`wasm`, `wasm-smart`). */
+export const RUN_OCI_HANDLER_ANNOTATION = 'run.oci.handler';
+
+export class OciError extends AfterlifeError {}
+
+export interface ImageReference {
+  /** `host[:port]` of the registry. */
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string | undefined;
+  readonly digest: string | undefined;
+}
+
+/** Parses `registry/repo[:tag][@sha256:…]`; a reference without a registry host means Docker Hub. */
+export function parseImageReference(image: string): ImageReference {
+  const text = image.trim();
+  if (text === '' || /\s/.test(text)) throw new OciError('IMAGE_REF_INVALID', `invalid image reference "${image}"`);
+  let rest = text;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at !== -1) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new OciError('IMAGE_REF_INVALID', `invalid digest in "${image}"`);
+  }
+  const slash = rest.indexOf('/');
+  const first = slash === -1 ? '' : rest.slice(0, slash);
+  let registry = 'docker.io';
+  if (first !== '' && (first.includes('.') || first.includes(':') || first === 'localhost')) {
+    registry = first;
+    rest = rest.slice(slash + 1);
+  } else if (slash === -1) {
+    rest = `library/${rest}`;
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon !== -1) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+  }
+  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+|__)*)*$/.test(rest)) {
+    throw new OciError('IMAGE_REF_INVALID', `invalid repository "${rest}" in "${image}"`);
+  }
+  if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) {
+    throw new OciError('IMAGE_REF_INVALID', `invalid tag "${tag}" in "${image}"`);
+  }
+  if (tag === undefined && digest === undefined) tag = 'latest';
+  return { registry, repository: rest, tag, digest };
+}
+
+export function formatImageReference(ref: ImageReference): string {
+  return `${ref.registry}/${ref.repository}${ref.tag === undefined ? '' : `:${ref.tag}`}${ref.digest === undefined ? '' : `@${ref.digest}`}`;
+}
+
+/** True for registries on the loopback interface (the only ones this project talks to by default). */
+export function isLoopbackRegistry(registry: string): boolean {
+  const host = registry.startsWith('[') ? registry.slice(0, registry.indexOf(']') + 1) : (registry.split(':')[0] ?? '');
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export function sha256Digest(data: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+interface Descriptor {
+  mediaType?: string;
+  digest: string;
+  size?: number;
+}
+
+interface Manifest {
+  schemaVersion: number;
+  mediaType: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+export interface RegistryOptions {
+  readonly timeoutMs?: number;
+  /** Registry hosts allowed; default: loopback only. */
+  readonly allowRegistry?: (registry: string) => boolean;
+}
+
+function baseUrl(ref: ImageReference): string {
+  return `http://${ref.registry}/v2/${ref.repository}`;
+}
+
+async function request(url: string, init: RequestInit, timeoutMs: number, what: string): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' });
+  } catch (error) {
+    throw new OciError('REGISTRY_UNREACHABLE', `${what}: ${url}: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
+function checkAllowed(ref: ImageReference, options: RegistryOptions): void {
+  const allow = options.allowRegistry ?? isLoopbackRegistry;
+  if (!allow(ref.registry)) {
+    throw new OciError(
+      'REGISTRY_NOT_ALLOWED',
+      `registry ${ref.registry} is not allowed (only loopback registries by default)`,
+    );
+  }
+}
+
+/** True when `data` starts with the WebAssembly magic number. */
+export function hasWasmMagic(data: Uint8Array): boolean {
+  return data.length >= 8 && data[0] === 0 && data[1] === 0x61 && data[2] === 0x73 && data[3] === 0x6d;
+}
+
+export interface PushLayer {
+  readonly mediaType: string;
+  readonly data: Buffer;
+}
+
+export interface PushImageOptions extends RegistryOptions {
+  readonly config: object;
+  readonly layers: readonly PushLayer[];
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+export interface PushedImage {
+  /** `registry/repo:tag` */
+  readonly reference: string;
+  /** `registry/repo@sha256:…` */
+  readonly pinned: string;
+  readonly digest: string;
+}
+
+async function pushBlob(ref: ImageReference, data: Buffer, timeoutMs: number): Promise<string> {
+  const digest = sha256Digest(data);
+  const head = await request(`${baseUrl(ref)}/blobs/${digest}`, { method: 'HEAD' }, timeoutMs, 'checking blob');
+  if (head.ok) return digest;
+  const start = await request(`${baseUrl(ref)}/blobs/uploads/`, { method: 'POST' }, timeoutMs, 'starting upload');
+  const location = start.headers.get('location');
+  if (start.status !== 202 || location === null) {
+    throw new OciError('PUSH_FAILED', `starting blob upload to ${ref.registry}: HTTP ${start.status}`);
+  }
+  const uploadUrl = new URL(location, `http://${ref.registry}`);
+  uploadUrl.searchParams.set('digest', digest);
+  const put = await request(
+    uploadUrl.toString(),
+    { method: 'PUT', body: data, headers: { 'content-type': 'application/octet-stream' } },
+    timeoutMs,
+    'uploading blob',
+  );
+  if (put.status !== 201)
+    throw new OciError('PUSH_FAILED', `uploading blob ${digest}: HTTP ${put.status} ${await put.text()}`);
+  return digest;
+}
+
+/** Pushes an OCI image (config + layers + manifest annotations) to a plain-HTTP registry. */
+export async function pushImage(image: string, options: PushImageOptions): Promise<PushedImage> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const ref = parseImageReference(image);
+  checkAllowed(ref, options);
+  const configData = Buffer.from(JSON.stringify(options.config));
+  const configDigest = await pushBlob(ref, configData, timeoutMs);
+  const layers: Descriptor[] = [];
+  for (const layer of options.layers) {
+    layers.push({
+      mediaType: layer.mediaType,
+      digest: await pushBlob(ref, layer.data, timeoutMs),
+      size: layer.data.length,
+    });
+  }
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPES.ociManifest,
+    config: { mediaType: MEDIA_TYPES.ociConfig, digest: configDigest, size: configData.length },
+    layers,
+    ...(options.annotations === undefined ? {} : { annotations: { ...options.annotations } }),
+  };
+  const manifestData = Buffer.from(JSON.stringify(manifest));
+  const digest = sha256Digest(manifestData);
+  const response = await request(
+    `${baseUrl(ref)}/manifests/${ref.tag ?? digest}`,
+    { method: 'PUT', body: manifestData, headers: { 'content-type': MEDIA_TYPES.ociManifest } },
+    timeoutMs,
+    'pushing manifest',
+  );
+  if (response.status !== 201) {
+    throw new OciError('PUSH_FAILED', `pushing manifest of ${image}: HTTP ${response.status} ${await response.text()}`);
+  }
+  const base = `${ref.registry}/${ref.repository}`;
+  return { reference: `${base}:${ref.tag ?? 'latest'}`, pinned: `${base}@${digest}`, digest };
+}
+
+export interface PushWasmImageOptions extends RegistryOptions {
+  /** Path of the module inside the image, and the entrypoint (default `/module.wasm`). */
+  readonly entrypoint?: string;
+  /** crun variant annotation (default `compat-smart`, what Knative pods need). */
+  readonly variant?: string;
+  readonly env?: readonly string[];
+}
+
+/**
+ * Packages a module the way crun+WasmEdge expect (`compat-smart` variant annotation on the
+ * manifest, a gzip tar layer holding the `.wasm`, config entrypoint `["/<name>.wasm"]`, platform
+ * wasi/wasm) and pushes it. Deterministic: the same module gives the same digest.
+ */
+export async function pushWasmImage(
+  image: string,
+  module: Buffer,
+  options: PushWasmImageOptions = {},
+): Promise<PushedImage> {
+  if (!hasWasmMagic(module))
+    throw new OciError('NOT_WASM', 'the module to push is not a WebAssembly binary (no \\0asm magic)');
+  const entrypoint = options.entrypoint ?? '/module.wasm';
+  const tar = writeTar([{ path: entrypoint, data: module }]);
+  const layer = gzipSync(tar, { level: 6 });
+  const config = {
+    architecture: 'wasm',
+    os: 'wasip1',
+    config: { Entrypoint: [entrypoint], ...(options.env === undefined ? {} : { Env: [...options.env] }) },
+    rootfs: { type: 'layers', diff_ids: [sha256Digest(tar)] },
+  };
+  return pushImage(image, {
+    ...options,
+    config,
+    layers: [{ mediaType: MEDIA_TYPES.ociLayerTarGzip, data: layer }],
+    annotations: {
+      [WASM_VARIANT_ANNOTATION]: options.variant ?? 'compat-smart',
+      'org.opencontainers.image.title': entrypoint.replace(/^\/+/, ''),
+    },
+  });
+}

@@ -1,3 +1,0 @@
-module afterlife.dev/examples/echo
-
-go 1.26
