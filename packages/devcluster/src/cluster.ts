@@ -72,6 +72,8 @@ export interface DevClusterState {
 }
 
 const STATE_FILE = 'state.json';
+/** A process that is still exiting may add a file while the tree goes; retry instead of failing on ENOTEMPTY. */
+const REMOVE_TREE = { recursive: true, force: true, maxRetries: 10, retryDelay: 100 } as const;
 const SERVICE_CIDR = '10.96.0.0/16';
 /** kwok assigns fake pod IPs from here; nothing ever connects to them. */
 const KWOK_POD_CIDR = '10.212.0.0/16';
@@ -107,7 +109,7 @@ export async function destroyFromState(stateDir: string): Promise<void> {
     for (const pid of pids) if (isAlive(pid)) killGroup(pid, 'SIGKILL');
     for (const node of state.realNodes ?? []) await reapNode(node, []);
   }
-  await rm(stateDir, { recursive: true, force: true });
+  await rm(stateDir, REMOVE_TREE);
 }
 
 /** Removes clusters left behind by `exec`/test runs whose owning process died (e.g. SIGKILL). */
@@ -205,7 +207,7 @@ export class DevCluster {
     // Nodes first (their pods may be served by adopted components), then the control plane.
     for (const node of this.#nodes) await node.stop();
     for (const process of [...this.#processes].reverse()) await process.stop();
-    await rm(this.state.stateDir, { recursive: true, force: true });
+    await rm(this.state.stateDir, REMOVE_TREE);
   }
 
   /**
@@ -252,7 +254,7 @@ class Starter {
   async abort(): Promise<void> {
     for (const node of this.#nodes) await node.stop().catch(() => undefined);
     for (const process of [...this.#processes].reverse()) await process.stop(2000);
-    await rm(this.#stateDir, { recursive: true, force: true });
+    await rm(this.#stateDir, REMOVE_TREE);
   }
 
   #guard = (): void => {

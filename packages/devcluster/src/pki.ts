@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -94,7 +95,9 @@ export async function issueCertificate(
     ca.certFile,
     '-CAkey',
     ca.keyFile,
-    '-CAcreateserial',
+    // A random serial per certificate: no shared serial file, so certificates can be issued in parallel.
+    '-set_serial',
+    `0x${randomBytes(16).toString('hex')}`,
     '-out',
     pair.certFile,
     '-days',

@@ -6,6 +6,7 @@ import { CoreV1Api, type KubeConfig, type V1Container, type V1Pod } from '@kuber
 import {
   applyObjects,
   ensureNodeTools,
+  kubeRequest,
   pushStaticBinaryImage,
   pushWasmImage,
   REAL_NODE_LABEL,
@@ -16,6 +17,7 @@ import {
 import { useCluster } from '../src/testing.ts';
 
 const run = promisify(execFile);
+const RUNTIME_CLASS = 'afterlife-node-test';
 
 /** A core Wasm module whose `_start` executes `unreachable`: a trap, as WasmEdge would report one. */
 const TRAP_MODULE = Buffer.from([
@@ -73,7 +75,7 @@ function pod(
       ...(wasm ? { annotations: { [WASM_VARIANT_ANNOTATION]: 'compat-smart' } } : {}),
     },
     spec: {
-      ...(wasm ? { runtimeClassName: 'wasmedge' } : { nodeSelector: { [REAL_NODE_LABEL]: 'node-0' } }),
+      ...(wasm ? { runtimeClassName: RUNTIME_CLASS } : { nodeSelector: { [REAL_NODE_LABEL]: 'node-0' } }),
       containers,
       terminationGracePeriodSeconds: 5,
       ...extra,
@@ -133,7 +135,14 @@ describe('devcluster: real nodes (kubelet + containerd + runc + CNI, wasmedge ha
     const state = cluster.state;
     if (!state || state.realNodes.length === 0) this.skip();
     images = state.images;
-    await applyObjects(cluster.kubeConfig, [wasmRuntimeClass() as never]);
+    // Its own RuntimeClass name: the chart tests own `wasmedge` on the shared cluster.
+    await applyObjects(cluster.kubeConfig, [wasmRuntimeClass(RUNTIME_CLASS) as never]);
+  });
+
+  after(async () => {
+    await kubeRequest(cluster.kubeConfig, 'DELETE', `/apis/node.k8s.io/v1/runtimeclasses/${RUNTIME_CLASS}`).catch(
+      () => undefined,
+    );
   });
 
   it('registers a Ready node with its pod CIDR address and serves kubelet HTTPS to the API server', async () => {
