@@ -9,7 +9,7 @@ import {
   sendEvent,
   startLocalAfterlife,
 } from '@afterlife/conformance';
-import { AfterlifeError, type Logger } from '@afterlife/core';
+import { countsOf, fetchCounts, type Logger } from '@afterlife/core';
 import { applyObjects, trackPodStarts } from '@afterlife/devcluster';
 import {
   ANNOTATION_SCALED_OBJECT_OVERRIDE,
@@ -19,6 +19,7 @@ import {
   SCALING_EVENTS,
 } from '@afterlife/webhook';
 import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CliError } from './errors.ts';
 import { type DemoReport, type PhaseSpan, type Sample, summarize, writeReport } from './report.ts';
 
 export interface DemoOptions {
@@ -98,7 +99,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     print(
       `  webhook injected runtimeClassName=${template.spec.runtimeClassName ?? '(none)'}, variant=${template.metadata?.annotations?.['module.wasm.image/variant'] ?? '(none)'}`,
     );
-    if (!override) throw new AfterlifeError('DEMO_FAILED', 'the webhook did not add the scaled-object override');
+    if (!override) throw new CliError('DEMO_FAILED', 'the webhook did not add the scaled-object override');
 
     // What Knative's controller and autoscaler-keda do for the revision: a Deployment from the
     // (mutated) template, a Service over it, and a ScaledObject from the override annotation.
@@ -123,20 +124,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
         try {
           const [deployment, counts] = await Promise.all([
             apps.readNamespacedDeployment({ name: FUNCTION, namespace: NAMESPACE }),
-            fetch(`http://127.0.0.1:${ports.gatewayAdmin}/v1/counts`).then(
-              (r) =>
-                r.json() as Promise<{
-                  functions: Array<{
-                    namespace: string;
-                    name: string;
-                    pending: number;
-                    inFlight: number;
-                    delivered: number;
-                  }>;
-                }>,
-            ),
+            fetchCounts(`http://127.0.0.1:${ports.gatewayAdmin}`),
           ]);
-          const fn = counts.functions.find((f) => f.namespace === NAMESPACE && f.name === FUNCTION);
+          const fn = countsOf(counts, { namespace: NAMESPACE, name: FUNCTION });
           samples.push({
             t: clock(),
             desiredReplicas: deployment.spec?.replicas ?? 0,
