@@ -130,6 +130,18 @@ describe('devcluster: real nodes (kubelet + containerd + runc + CNI, wasmedge ha
   this.timeout(240_000);
   const cluster = useCluster({ namespacePrefix: 'node' });
   let images: Readonly<Record<string, string>>;
+  const kubectl = async (...args: string[]): Promise<string> =>
+    (await run(cluster.binary('kubectl'), ['--kubeconfig', cluster.kubeconfigPath, ...args])).stdout;
+  /** Creates a pod, waits until it is Ready and sends it one event; the pod and the reply. */
+  const startAndPost = async (name: string, containers: V1Container[], wasm: boolean, port = 8080) => {
+    const ns = cluster.namespace;
+    await cluster.kubeConfig
+      .makeApiClient(CoreV1Api)
+      .createNamespacedPod({ namespace: ns, body: pod(name, ns, containers, wasm) });
+    const ready = await readyPod(cluster.kubeConfig, ns, name);
+    const response = await postEvent(`http://${ready.status?.podIP}:${port}/`, `${name}-1`);
+    return { ready, response };
+  };
 
   before(async function () {
     const state = cluster.state;
@@ -153,26 +165,13 @@ describe('devcluster: real nodes (kubelet + containerd + runc + CNI, wasmedge ha
     assert.match(address, /^10\.214\.\d+\.1$/);
     assert.equal(node.metadata?.labels?.['afterlife.dev/wasm'], 'true');
     // The API server reaches the kubelet over TLS with its client certificate (authz by webhook).
-    const { stdout } = await run(cluster.binary('kubectl'), [
-      '--kubeconfig',
-      cluster.kubeconfigPath,
-      'get',
-      '--raw',
-      '/api/v1/nodes/node-0/proxy/healthz',
-    ]);
+    const stdout = await kubectl('get', '--raw', '/api/v1/nodes/node-0/proxy/healthz');
     assert.equal(stdout.trim(), 'ok');
   });
 
   it('runs a native static image, Running and answering on its pod IP', async () => {
-    const ns = cluster.namespace;
-    const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: pod('native', ns, [server('echo', images.echoNative ?? '', 8080)], false),
-    });
-    const ready = await readyPod(cluster.kubeConfig, ns, 'native');
+    const { ready, response } = await startAndPost('native', [server('echo', images.echoNative ?? '', 8080)], false);
     assert.equal(ready.spec?.nodeName, 'node-0');
-    const response = await postEvent(`http://${ready.status?.podIP}:8080/`, 'native-1');
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('ce-echoid'), 'native-1');
   });
@@ -202,32 +201,11 @@ describe('devcluster: real nodes (kubelet + containerd + runc + CNI, wasmedge ha
     const native = await postEvent(`http://${ip}:8081/`, 'sidecar-1');
     assert.equal(native.status, 200);
     // Which process serves each container: the engine for the .wasm entrypoint, the binary itself for the sidecar.
-    const { stdout: wasmCmd } = await run(cluster.binary('kubectl'), [
-      '--kubeconfig',
-      cluster.kubeconfigPath,
-      '-n',
-      ns,
-      'get',
-      'pod',
-      'wasm',
-      '-o',
-      'jsonpath={.status.containerStatuses[*].name}',
-    ]);
+    const wasmCmd = await kubectl('-n', ns, 'get', 'pod', 'wasm', '-o', 'jsonpath={.status.containerStatuses[*].name}');
     assert.match(wasmCmd, /user-container/);
-    const { stdout: logs } = await run(cluster.binary('kubectl'), [
-      '--kubeconfig',
-      cluster.kubeconfigPath,
-      '-n',
-      ns,
-      'logs',
-      'wasm',
-      '-c',
-      'user-container',
-    ]);
+    const logs = await kubectl('-n', ns, 'logs', 'wasm', '-c', 'user-container');
     assert.match(logs, /listening|serving/i, `module output in kubectl logs: ${logs}`);
-    const { stdout: restarts } = await run(cluster.binary('kubectl'), [
-      '--kubeconfig',
-      cluster.kubeconfigPath,
+    const restarts = await kubectl(
       '-n',
       ns,
       'get',
@@ -235,20 +213,14 @@ describe('devcluster: real nodes (kubelet + containerd + runc + CNI, wasmedge ha
       'wasm',
       '-o',
       'jsonpath={.status.containerStatuses[*].restartCount}',
-    ]);
+    );
     assert.equal(restarts.trim(), '0 0', 'liveness and readiness probes pass, nothing restarts');
   });
 
   it('runs a compat-smart container with a native entrypoint natively', async () => {
-    const ns = cluster.namespace;
-    const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
-    await core.createNamespacedPod({
-      namespace: ns,
-      body: pod('smart-native', ns, [server('echo', images.echoNative ?? '', 8080)], true),
-    });
-    const ready = await readyPod(cluster.kubeConfig, ns, 'smart-native');
-    const response = await postEvent(`http://${ready.status?.podIP}:8080/`, 'smart-native-1');
+    const { response } = await startAndPost('smart-native', [server('echo', images.echoNative ?? '', 8080)], true);
     assert.equal(response.status, 200);
+    assert.equal(response.headers.get('ce-echoid'), 'smart-native-1');
   });
 
   it('reports a Wasm trap as a container exit code and restarts it with back-off', async () => {
@@ -315,23 +287,8 @@ describe('devcluster: real nodes (kubelet + containerd + runc + CNI, wasmedge ha
       { timeoutMs: 90_000, intervalMs: 250 },
     );
     assert.notEqual(message.exitCode, 0);
-    const { stdout: logs } = await run(cluster.binary('kubectl'), [
-      '--kubeconfig',
-      cluster.kubeconfigPath,
-      '-n',
-      ns,
-      'logs',
-      'not-wasm',
-    ]).catch(async () =>
-      run(cluster.binary('kubectl'), [
-        '--kubeconfig',
-        cluster.kubeconfigPath,
-        '-n',
-        ns,
-        'logs',
-        'not-wasm',
-        '--previous',
-      ]),
+    const logs = await kubectl('-n', ns, 'logs', 'not-wasm').catch(async () =>
+      kubectl('-n', ns, 'logs', 'not-wasm', '--previous'),
     );
     assert.match(logs, /not a WebAssembly module/i);
   });
