@@ -41,5 +41,8 @@ describe('afterlife (the command, no cluster needed)', function () {
     assert.match(help.stdout, /afterlife-devcluster — a real local Kubernetes control plane/);
     const usage = await afterlife('cluster');
     assert.equal(usage.code, 2, 'no verb is a usage error, answered by afterlife-devcluster');
+    const unknown = await afterlife('cluster', 'up', '--bogus');
+    assert.equal(unknown.code, 2, 'an unknown flag exits 2 in afterlife-devcluster too (core runCli)');
+    assert.match(unknown.stderr, /afterlife-devcluster: Unknown option '--bogus'/);
   });
 });

@@ -11,7 +11,7 @@ import { AfterlifeClusterError } from './cluster-error.ts';
 import { pushNodeImages, pushQueueProxyImage } from './images.ts';
 import { startKnativeServing } from './knative.ts';
 import { applyObjects, readManifests } from './kube.ts';
-import { fenceCidr } from './netns.ts';
+import { fenceCidr, releaseNetnsDir } from './netns.ts';
 import { RealNode, type RealNodeState, reapNode } from './node.ts';
 import { ensureNodeTools } from './node-tools.ts';
 import { type Component, cacheDir, readVersions, type Versions } from './paths.ts';
@@ -110,6 +110,7 @@ export async function destroyFromState(stateDir: string): Promise<void> {
     for (const node of state.realNodes ?? []) await reapNode(node, []);
   }
   await rm(stateDir, REMOVE_TREE);
+  await releaseNetnsDir();
 }
 
 /** Removes clusters left behind by `exec`/test runs whose owning process died (e.g. SIGKILL). */
@@ -208,6 +209,7 @@ export class DevCluster {
     for (const node of this.#nodes) await node.stop();
     for (const process of [...this.#processes].reverse()) await process.stop();
     await rm(this.state.stateDir, REMOVE_TREE);
+    await releaseNetnsDir();
   }
 
   /**

@@ -1,14 +1,13 @@
-import { AfterlifeError } from '@afterlife/core';
-
+import { AfterlifeClusterError } from './cluster-error.ts';
 /** A component could not be built from the Go module proxy. */
-export class BuildError extends AfterlifeError {
+export class BuildError extends AfterlifeClusterError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('DEVCLUSTER_BUILD_FAILED', message, options);
   }
 }
 
 /** A control-plane process exited while the cluster needed it; carries its last log lines. */
-export class ComponentExitedError extends AfterlifeError {
+export class ComponentExitedError extends AfterlifeClusterError {
   readonly component: string;
   readonly lastLogLines: readonly string[];
 
@@ -23,7 +22,7 @@ export class ComponentExitedError extends AfterlifeError {
 }
 
 /** A port the cluster wants is already taken by another process. */
-export class PortInUseError extends AfterlifeError {
+export class PortInUseError extends AfterlifeClusterError {
   readonly port: number;
 
   constructor(port: number, options?: { cause?: unknown }) {
@@ -33,7 +32,7 @@ export class PortInUseError extends AfterlifeError {
 }
 
 /** Something did not become ready within its bounded wait. */
-export class ReadinessTimeoutError extends AfterlifeError {
+export class ReadinessTimeoutError extends AfterlifeClusterError {
   constructor(what: string, timeoutMs: number, lastState: string) {
     super('DEVCLUSTER_NOT_READY', `${what} was not ready after ${timeoutMs} ms; last observed: ${lastState}`);
   }

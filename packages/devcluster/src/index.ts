@@ -37,6 +37,7 @@ export {
   POD_CIDR,
   POD_GATEWAY_IP,
   reapOrphanNetns,
+  releaseNetnsDir,
 } from './netns.ts';
 export {
   NODE_POD_CIDR,

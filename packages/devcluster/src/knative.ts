@@ -2,9 +2,10 @@ import { readdirSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import { AfterlifeError, type Logger } from '@afterlife/core';
+import type { Logger } from '@afterlife/core';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { binaryPath } from './binaries.ts';
+import { AfterlifeClusterError } from './cluster-error.ts';
 import { applyObjects, KubeRequestError, kubeRequest, readManifests } from './kube.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
@@ -261,7 +262,10 @@ export async function startKnativeServing(options: KnativeServingOptions): Promi
   const dir = join(options.stateDir, 'knative');
   // Unix socket paths are limited to 107 bytes; the longest one below adds 27 bytes to `dir`.
   if (Buffer.byteLength(dir) > 75) {
-    throw new AfterlifeError('KNATIVE_STATE_DIR_TOO_LONG', `${dir} is too long for unix socket paths (max 75 bytes)`);
+    throw new AfterlifeClusterError(
+      'KNATIVE_STATE_DIR_TOO_LONG',
+      `${dir} is too long for unix socket paths (max 75 bytes)`,
+    );
   }
   await mkdir(dir, { recursive: true });
   await mkdir(options.logDir, { recursive: true });

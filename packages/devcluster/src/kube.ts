@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { type RequestOptions, request } from 'node:https';
-import { AfterlifeError } from '@afterlife/core';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { AfterlifeClusterError } from './cluster-error.ts';
 
 const FIELD_MANAGER = 'afterlife-devcluster';
 
@@ -17,7 +17,7 @@ export async function readManifests(file: string): Promise<KubernetesObject[]> {
   return parseManifests(await readFile(file, 'utf8'));
 }
 
-export class KubeRequestError extends AfterlifeError {
+export class KubeRequestError extends AfterlifeClusterError {
   readonly status: number;
 
   constructor(status: number, message: string) {
@@ -39,7 +39,7 @@ export async function kubeRequest(
   contentType = 'application/json',
 ): Promise<unknown> {
   const server = kubeConfig.getCurrentCluster()?.server;
-  if (!server) throw new AfterlifeError('KUBECONFIG_INVALID', 'the kubeconfig has no current cluster');
+  if (!server) throw new AfterlifeClusterError('KUBECONFIG_INVALID', 'the kubeconfig has no current cluster');
   const url = new URL(path, server);
   const options: RequestOptions = { method, headers: { Accept: 'application/json' }, timeout: 30_000 };
   await kubeConfig.applyToHTTPSOptions(options);
@@ -99,7 +99,10 @@ export class ResourceResolver {
     }
     const resource = find();
     if (!resource)
-      throw new AfterlifeError('KUBE_UNKNOWN_KIND', `the API server does not serve ${apiVersion} ${object.kind}`);
+      throw new AfterlifeClusterError(
+        'KUBE_UNKNOWN_KIND',
+        `the API server does not serve ${apiVersion} ${object.kind}`,
+      );
     const name = encodeURIComponent(object.metadata?.name ?? '');
     if (!resource.namespaced) return `${base}/${resource.name}/${name}`;
     const namespace = encodeURIComponent(object.metadata?.namespace ?? 'default');

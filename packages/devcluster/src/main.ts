@@ -1,7 +1,7 @@
 #!/usr/bin/env node
+
 import { spawn } from 'node:child_process';
-import { parseArgs } from 'node:util';
-import { AfterlifeError, createLogger, errorMessage } from '@afterlife/core';
+import { createLogger, errorMessage, parseFlags, runCli, UsageError } from '@afterlife/core';
 import { ensureComponent } from './binaries.ts';
 import {
   clusterStateDir,
@@ -12,6 +12,7 @@ import {
   readClusterState,
   reapOrphanClusters,
 } from './cluster.ts';
+import { AfterlifeClusterError } from './cluster-error.ts';
 import { reapOrphanNetns } from './netns.ts';
 import { COMPONENTS, type Component } from './paths.ts';
 import { TestTally } from './tally.ts';
@@ -50,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
   const dashDash = argv.indexOf('--');
   const own = dashDash === -1 ? argv : argv.slice(0, dashDash);
   const command = dashDash === -1 ? [] : argv.slice(dashDash + 1);
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: own,
     allowPositionals: true,
     options: {
@@ -74,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
   const stateDir = clusterStateDir(name);
   const number = (flag: string, text: string | undefined): number | undefined => {
     if (text === undefined) return undefined;
-    if (!/^\d+$/.test(text)) throw new AfterlifeError('USAGE', `--${flag} must be a whole number, got "${text}"`);
+    if (!/^\d+$/.test(text)) throw new UsageError(`--${flag} must be a whole number, got "${text}"`);
     return Number(text);
   };
   const startOptions = {
@@ -93,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
       const wanted = rest.length > 0 ? rest : COMPONENTS;
       for (const component of wanted) {
         if (!(COMPONENTS as readonly string[]).includes(component)) {
-          throw new AfterlifeError('USAGE', `unknown component "${component}" (known: ${COMPONENTS.join(', ')})`);
+          throw new UsageError(`unknown component "${component}" (known: ${COMPONENTS.join(', ')})`);
         }
         const started = performance.now();
         const dir = await ensureComponent(component as Component, { onProgress: (line) => logger.info(line) });
@@ -130,16 +131,16 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'env': {
       const state = await readClusterState(stateDir);
-      if (!state) throw new AfterlifeError('DEVCLUSTER_NOT_RUNNING', `no cluster "${name}"; run "up" first`);
+      if (!state) throw new AfterlifeClusterError('DEVCLUSTER_NOT_RUNNING', `no cluster "${name}"; run "up" first`);
       out(`export KUBECONFIG=${state.kubeconfig}\nexport ${STATE_DIR_ENV}=${state.stateDir}`);
       return 0;
     }
     case 'exec': {
-      if (command.length === 0) throw new AfterlifeError('USAGE', 'exec needs a command after --');
+      if (command.length === 0) throw new UsageError('exec needs a command after --');
       return execWithCluster(startOptions, command, logger);
     }
     default:
-      throw new AfterlifeError('USAGE', `unknown command "${verb}"\n${USAGE}`);
+      throw new UsageError(`unknown command "${verb}"\n${USAGE}`);
   }
 }
 
@@ -196,12 +197,4 @@ async function execWithCluster(
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`afterlife-devcluster: ${errorMessage(error)}\n`);
-    process.exitCode = error instanceof AfterlifeError && error.code === 'USAGE' ? 2 : 1;
-  },
-);
+await runCli(main, { name: 'afterlife-devcluster' });

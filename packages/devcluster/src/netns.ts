@@ -1,8 +1,8 @@
 import { type ChildProcess, execFile, type SpawnOptions, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { AfterlifeError } from '@afterlife/core';
+import { AfterlifeClusterError } from './cluster-error.ts';
 import { isAlive, killGroup } from './process.ts';
 
 const run = promisify(execFile);
@@ -15,7 +15,7 @@ export const POD_CIDR = '10.213.0.0/16';
 export const POD_GATEWAY_IP = '10.213.0.1';
 const NETNS_PREFIX = 'afterlife-';
 
-export class NetnsError extends AfterlifeError {
+export class NetnsError extends AfterlifeClusterError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('NETNS_FAILED', message, options);
   }
@@ -143,4 +143,21 @@ export async function reapOrphanNetns(): Promise<string[]> {
     reaped.push(name);
   }
   return reaped;
+}
+
+/**
+ * `ip netns add` turns /run/netns into a bind mount (and creates it) and leaves it so. Once no
+ * named namespace is left, undo that, so a finished run leaves the host's mounts as they were.
+ */
+export async function releaseNetnsDir(dir = '/run/netns'): Promise<void> {
+  if (!existsSync(dir) || readdirSync(dir).length > 0) return;
+  const mounted = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[1] === dir);
+  if (mounted) await run('umount', [dir]).catch(() => undefined);
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Still mounted or in use: leave it.
+  }
 }

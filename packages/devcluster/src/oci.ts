@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { AfterlifeError, errorMessage } from '@afterlife/core';
+import { errorMessage } from '@afterlife/core';
+import { AfterlifeClusterError } from './cluster-error.ts';
 import { writeTar } from './tar.ts';
 
 /** OCI media types and the crun annotation this package reads and writes. */
@@ -16,7 +17,7 @@ export const WASM_VARIANT_ANNOTATION = 'module.wasm.image/variant';
 /** crun's alternative annotation (`wasm`, `wasm-smart`). */
 export const RUN_OCI_HANDLER_ANNOTATION = 'run.oci.handler';
 
-export class OciError extends AfterlifeError {}
+export class OciError extends AfterlifeClusterError {}
 
 export interface ImageReference {
   /** `host[:port]` of the registry. */

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { AfterlifeError } from '@afterlife/core';
+import { AfterlifeClusterError } from './cluster-error.ts';
 
 const run = promisify(execFile);
 
@@ -30,7 +30,7 @@ async function openssl(args: readonly string[]): Promise<void> {
     await run('openssl', args);
   } catch (error) {
     const detail = (error as { stderr?: string }).stderr?.trim() ?? String(error);
-    throw new AfterlifeError('PKI_FAILED', `openssl ${args[0]} failed: ${detail}`, { cause: error });
+    throw new AfterlifeClusterError('PKI_FAILED', `openssl ${args[0]} failed: ${detail}`, { cause: error });
   }
 }
 

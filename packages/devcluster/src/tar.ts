@@ -1,4 +1,4 @@
-import { AfterlifeError } from '@afterlife/core';
+import { AfterlifeClusterError } from './cluster-error.ts';
 
 /** Minimal ustar writing (regular files, mode 0755, uid/gid 0, mtime 0): deterministic OCI layers. */
 const BLOCK = 512;
@@ -12,7 +12,7 @@ export function writeTar(files: ReadonlyArray<{ path: string; data: Buffer }>): 
   for (const file of files) {
     const path = file.path.replace(/^\/+/, '');
     if (Buffer.byteLength(path) > 100)
-      throw new AfterlifeError('TAR_INVALID', `path "${path}" is longer than 100 bytes`);
+      throw new AfterlifeClusterError('TAR_INVALID', `path "${path}" is longer than 100 bytes`);
     const header = Buffer.alloc(BLOCK);
     header.write(path, 0, 100, 'utf8');
     writeOctal(header, 100, 8, 0o755);

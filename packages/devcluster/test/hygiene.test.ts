@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { NODE_SYSCTLS, readSysctl } from '../src/host.ts';
-import { DevCluster, reapOrphanClusters, waitFor } from '../src/index.ts';
+import { DevCluster, reapOrphanClusters, releaseNetnsDir, waitFor } from '../src/index.ts';
 import { nodeIdentity, RealNode } from '../src/node.ts';
 import { PACKAGE_ROOT } from '../src/paths.ts';
 
@@ -138,6 +138,9 @@ async function runAPod(cluster: DevCluster): Promise<void> {
 
 describe('devcluster: real-node teardown leaves the host as it found it', function () {
   this.timeout(300_000);
+  // Test hosts made with `ip netns add` leave /run/netns mounted until a cluster stops (and
+  // releases it); start each test from the released state so before and after compare.
+  beforeEach(() => releaseNetnsDir());
 
   it('stop() after a running pod: no process, mount, cgroup, netns, link, iptables rule, sysctl or host path left', async () => {
     const name = `hygiene-${process.pid}`;
