@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import type { Logger } from '@afterlife/core';
@@ -7,6 +7,7 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { binaryPath } from './binaries.ts';
 import { AfterlifeClusterError } from './cluster-error.ts';
 import { applyObjects, KubeRequestError, kubeRequest, readManifests } from './kube.ts';
+import { PACKAGE_ROOT } from './paths.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import { waitFor } from './wait.ts';
@@ -73,48 +74,8 @@ export interface KnativeServing {
   stop(): Promise<void>;
 }
 
-/**
- * A TCP/unix-socket bridge. Knative's processes listen on fixed ports (8080 probes, 8008 pprof,
- * 8443 webhook) on every interface, so each runs in its own network namespace with only loopback;
- * this bridge carries the API server and the webhook across through unix sockets in the state
- * directory. With `-- command`, it starts the command once every listener is up and ends with it.
- */
-const BRIDGE_SCRIPT = `import net from 'node:net';
-import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
-const argv = process.argv.slice(2);
-const sep = argv.indexOf('--');
-const pairs = sep < 0 ? argv : argv.slice(0, sep);
-const command = sep < 0 ? [] : argv.slice(sep + 1);
-const addr = (s) => {
-  if (s.startsWith('unix:')) return { path: s.slice(5) };
-  const at = s.lastIndexOf(':');
-  return { host: s.slice(4, at), port: Number(s.slice(at + 1)) };
-};
-const run = () => {
-  if (command.length === 0) return;
-  const child = spawn(command[0], command.slice(1), { stdio: 'inherit' });
-  // Knative drains for many seconds after SIGTERM; a dev cluster stops within two.
-  for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => { child.kill(signal); setTimeout(() => child.kill('SIGKILL'), 2000).unref(); });
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
-};
-let pending = pairs.length;
-for (const pair of pairs) {
-  const [from, to] = pair.split('=');
-  const listen = addr(from);
-  const target = addr(to);
-  if (listen.path) rmSync(listen.path, { force: true });
-  const server = net.createServer((socket) => {
-    const upstream = net.connect(target);
-    socket.on('error', () => upstream.destroy());
-    upstream.on('error', () => socket.destroy());
-    socket.pipe(upstream).pipe(socket);
-  });
-  server.on('error', (error) => { console.error('bridge ' + pair + ': ' + error.message); process.exit(1); });
-  server.listen(listen, () => { if (--pending === 0) { console.error('bridge ready: ' + pairs.join(' ')); run(); } });
-}
-if (pairs.length === 0) run();
-`;
+/** The socket bridge program (src/socket-bridge.ts), run from the build. */
+const BRIDGE_PROGRAM = join(PACKAGE_ROOT, 'dist', 'socket-bridge.js');
 
 async function readYamlFiles(dir: string, filter: (file: string) => boolean = () => true): Promise<KubernetesObject[]> {
   const objects: KubernetesObject[] = [];
@@ -271,8 +232,7 @@ export async function startKnativeServing(options: KnativeServingOptions): Promi
   await mkdir(options.logDir, { recursive: true });
   const server = kubeConfig.getCurrentCluster()?.server ?? '';
   const apiPort = new URL(server).port || '443';
-  const bridge = join(dir, 'bridge.mjs');
-  await writeFile(bridge, BRIDGE_SCRIPT);
+  const bridge = BRIDGE_PROGRAM;
   const apiSocket = join(dir, 'apiserver.sock');
   const webhookSocket = join(dir, 'webhook.sock');
 
