@@ -658,7 +658,6 @@ class Starter {
               registry: registryAddress,
               sandboxImage: images.pause ?? '',
               forwarding: realNodes > 1,
-              ...(this.#log ? { logger: this.#log } : {}),
               timeoutMs: this.#readyTimeoutMs,
             }),
           );

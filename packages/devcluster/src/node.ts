@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { errorMessage, type Logger } from '@afterlife/core';
+import { errorMessage } from '@afterlife/core';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { AfterlifeClusterError } from './cluster-error.ts';
@@ -13,7 +13,7 @@ import { fenceCidr } from './netns.ts';
 import { cacheDir } from './paths.ts';
 import { issueCertificate, type KeyPair } from './pki.ts';
 import { freePort } from './ports.ts';
-import { isAlive, killGroup, ManagedProcess, tailFile } from './process.ts';
+import { isAlive, killGroup, ManagedProcess } from './process.ts';
 import { waitFor } from './wait.ts';
 
 const run = promisify(execFile);
@@ -64,7 +64,6 @@ export interface RealNodeOptions {
   readonly forwarding: boolean;
   /** Default `<cache>/wasm-compile-cache`. */
   readonly wasmCacheDir?: string;
-  readonly logger?: Logger;
   readonly timeoutMs: number;
 }
 
@@ -495,23 +494,4 @@ async function waitForNodeReady(
       },
     },
   );
-}
-
-/** The last lines of a node's logs, for errors a user can act on. */
-export function nodeLogTail(state: RealNodeState, lines = 15): string {
-  return ['kubelet.log', 'containerd.log']
-    .map((file) => `${file}:\n  ${tailFile(join(state.dir, file), lines).join('\n  ')}`)
-    .join('\n');
-}
-
-export async function readNodeState(dir: string): Promise<RealNodeState | undefined> {
-  try {
-    return JSON.parse(await readFile(join(dir, 'node.json'), 'utf8')) as RealNodeState;
-  } catch {
-    return undefined;
-  }
-}
-
-export async function removeNodeDir(state: RealNodeState): Promise<void> {
-  await rm(state.dir, { recursive: true, force: true });
 }
