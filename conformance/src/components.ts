@@ -5,7 +5,9 @@ import { ManagedProcess } from '@afterlife/devcluster';
 const require = createRequire(import.meta.url);
 
 /** The `dist/main.js` of a workspace component package (what its container image runs). */
-export function componentMain(pkg: '@afterlife/webhook' | '@afterlife/gateway' | '@afterlife/scaler'): string {
+export function componentMain(
+  pkg: '@afterlife/webhook' | '@afterlife/gateway' | '@afterlife/scaler' | '@afterlife/autoscaler',
+): string {
   return join(dirname(require.resolve(pkg)), 'main.js');
 }
 

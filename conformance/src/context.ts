@@ -33,11 +33,13 @@ export interface FunctionUnderTest {
   readonly namespace: string;
   /** The Knative Service name (= the gateway's function name). */
   readonly name: string;
-  /** The Deployment that runs its pods (Knative's `<svc>-00001-deployment`, or the local stand-in). */
+  /** Its first revision (`<svc>-00001`): what the gateway holds and counts events for. */
+  readonly revision: string;
+  /** The revision's Deployment (`<svc>-00001-deployment`). */
   readonly deployment: string;
   /** `<gateway-url>/ns/<namespace>/fn/<name>`. */
   readonly url: string;
-  /** The injected pod template (annotations, runtimeClassName) and scaler address from the override. */
+  /** The injected pod template annotations, and the scaler address of the revision's ScaledObject trigger. */
   readonly podAnnotations: Readonly<Record<string, string>>;
   readonly scalerAddress: string;
 }
@@ -125,7 +127,7 @@ export async function readReplicas(kubeConfig: KubeConfig, namespace: string, na
   return { desired, ready, text: `deployment ${namespace}/${name} spec.replicas=${desired} ready=${ready}` };
 }
 
-/** Held (pending) events of a function on the gateway, or 0 when the admin API is not reachable. */
+/** Held (pending) events per revision on the gateway (empty when the admin API is not reachable). */
 async function gatewayPending(adminUrl: string | undefined, namespace: string): Promise<Map<string, number>> {
   const result = new Map<string, number>();
   if (!adminUrl) return result;
@@ -138,16 +140,16 @@ async function gatewayPending(adminUrl: string | undefined, namespace: string): 
   return result;
 }
 
-/** The gateway's counts of one function of the suite (undefined without the admin API). */
-export async function gatewayCounts(ctx: SuiteContext, name: string): Promise<FunctionCounts | undefined> {
+/** The gateway's counts of one revision of the suite (undefined without the admin API). */
+export async function gatewayCounts(ctx: SuiteContext, revision: string): Promise<FunctionCounts | undefined> {
   if (!ctx.gatewayAdminUrl) return undefined;
-  return countsOf(await fetchCounts(ctx.gatewayAdminUrl), { namespace: ctx.namespace, name });
+  return countsOf(await fetchCounts(ctx.gatewayAdminUrl), { namespace: ctx.namespace, name: revision });
 }
 
-/** Delivered count of a function on the gateway (undefined without the admin API). */
-export async function gatewayDelivered(ctx: SuiteContext, name: string): Promise<number | undefined> {
+/** Delivered count of a revision on the gateway (undefined without the admin API). */
+export async function gatewayDelivered(ctx: SuiteContext, revision: string): Promise<number | undefined> {
   if (!ctx.gatewayAdminUrl) return undefined;
-  return (await gatewayCounts(ctx, name))?.delivered ?? 0;
+  return (await gatewayCounts(ctx, revision))?.delivered ?? 0;
 }
 
 /** Samples every watched Deployment's replicas every `intervalMs` until stopped. */
@@ -161,13 +163,13 @@ export function startSampler(ctx: SuiteContext, intervalMs = 500): () => Promise
       for (const deployment of ctx.watched) {
         try {
           const d = await apps.readNamespacedDeployment({ name: deployment, namespace: ctx.namespace });
-          const fnName = d.metadata?.labels?.['serving.knative.dev/service'] ?? deployment;
+          const revision = d.metadata?.labels?.['serving.knative.dev/revision'] ?? deployment;
           ctx.samples.push({
             t,
             deployment,
             desiredReplicas: d.spec?.replicas ?? 0,
             readyReplicas: d.status?.readyReplicas ?? 0,
-            pending: pending.get(fnName) ?? 0,
+            pending: pending.get(revision) ?? 0,
           });
         } catch (error) {
           ctx.logger.debug({ err: errorMessage(error), deployment }, 'sample failed');
@@ -187,7 +189,7 @@ export async function scaledObjectFor(
   kubeConfig: KubeConfig,
   namespace: string,
   deployment: string,
-): Promise<{ name: string; cooldownPeriod: number } | undefined> {
+): Promise<{ name: string; cooldownPeriod: number; scalerAddress: string } | undefined> {
   const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({
     group: 'keda.sh',
     version: 'v1alpha1',
@@ -196,10 +198,18 @@ export async function scaledObjectFor(
   })) as {
     items?: Array<{
       metadata?: { name?: string };
-      spec?: { scaleTargetRef?: { name?: string }; cooldownPeriod?: number };
+      spec?: {
+        scaleTargetRef?: { name?: string };
+        cooldownPeriod?: number;
+        triggers?: Array<{ metadata?: Record<string, string> }>;
+      };
     }>;
   };
   const so = list.items?.find((item) => item.spec?.scaleTargetRef?.name === deployment);
   if (!so) return undefined;
-  return { name: so.metadata?.name ?? '', cooldownPeriod: so.spec?.cooldownPeriod ?? 300 };
+  return {
+    name: so.metadata?.name ?? '',
+    cooldownPeriod: so.spec?.cooldownPeriod ?? 300,
+    scalerAddress: so.spec?.triggers?.[0]?.metadata?.scalerAddress ?? '',
+  };
 }

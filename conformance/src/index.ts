@@ -30,7 +30,6 @@ export {
   svgChart,
   writeReports,
 } from './report.ts';
-export { type KnativeTemplate, materializeRevision, type RevisionSpec, type ScaledObjectOverride } from './revision.ts';
 export {
   type ConformanceOptions,
   type ConformanceRun,

@@ -31,6 +31,7 @@ export interface LocalPorts {
   readonly gatewayAdmin: number;
   readonly scaler: number;
   readonly scalerMetrics: number;
+  readonly autoscalerAdmin: number;
 }
 
 /** A running local Afterlife: the control plane with a real node, plus webhook, gateway and scaler. */
@@ -67,9 +68,10 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
   await reapOrphanClusters();
   await reapOrphanNetns();
   print(
-    '▸ starting the local cluster (etcd, kube-apiserver, controllers, KEDA, registry, a real node: kubelet + containerd)…',
+    '▸ starting the local cluster (etcd, kube-apiserver, controllers, KEDA, Knative Serving, registry, a real node: kubelet + containerd)…',
   );
-  const cluster = await DevCluster.start({ name: options.name, logger });
+  // Knative Serving's real webhook and controller make the revisions; the Afterlife autoscaler scales them.
+  const cluster = await DevCluster.start({ name: options.name, logger, knativeControllers: true });
   // Components are adopted by the cluster: `stop()`, `down` and the orphan reaper end them too.
   const stop = (): Promise<void> => cluster.stop();
   try {
@@ -89,7 +91,7 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
       wasmRuntimeClass() as KubernetesObject,
     ]);
 
-    print('▸ starting Afterlife: webhook, gateway, scaler…');
+    print('▸ starting Afterlife: webhook, gateway, scaler, autoscaler…');
     const pkiDir = join(cluster.state.stateDir, 'demo-pki');
     const ca = await createCertificateAuthority(pkiDir, 'webhook-ca', 'afterlife-demo-webhook-ca');
     const tls = await issueCertificate(ca, pkiDir, 'webhook', {
@@ -104,6 +106,7 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
       gatewayAdmin: await freePort(),
       scaler: await freePort(),
       scalerMetrics: await freePort(),
+      autoscalerAdmin: await freePort(),
     };
     const common = { KUBECONFIG: cluster.kubeconfigPath };
     // Each component is adopted as soon as it starts, so a failure further on still ends it.
@@ -133,6 +136,20 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
         AFTERLIFE_GATEWAY_ID: 'demo-gateway-0',
         AFTERLIFE_GATEWAY_COLD_START_TIMEOUT: '90s',
         AFTERLIFE_GATEWAY_PENDING_LIMIT: '5000',
+        AFTERLIFE_GATEWAY_DISCOVERY: 'knative',
+      },
+      logDir,
+    );
+    await start(
+      'afterlife-autoscaler',
+      '@afterlife/autoscaler',
+      {
+        ...common,
+        AFTERLIFE_AUTOSCALER_HOST: '127.0.0.1',
+        AFTERLIFE_AUTOSCALER_ADMIN_PORT: String(ports.autoscalerAdmin),
+        AFTERLIFE_AUTOSCALER_SCALER_ADDRESS: `127.0.0.1:${ports.scaler}`,
+        AFTERLIFE_AUTOSCALER_LEASE_NAMESPACE: 'default',
+        AFTERLIFE_AUTOSCALER_DEFAULT_POLLING_INTERVAL: '1s',
       },
       logDir,
     );
@@ -153,6 +170,7 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
     const wait = { timeoutMs: 60_000, intervalMs: 200, guard };
     await waitFor('scaler /readyz', () => httpProbe(`http://127.0.0.1:${ports.scalerMetrics}/readyz`), wait);
     await waitFor('gateway /readyz', () => httpProbe(`http://127.0.0.1:${ports.gatewayAdmin}/readyz`), wait);
+    await waitFor('autoscaler /readyz', () => httpProbe(`http://127.0.0.1:${ports.autoscalerAdmin}/readyz`), wait);
     const caPem = await readFile(ca.certFile);
     await waitFor('webhook /readyz', () => httpsProbe(`https://127.0.0.1:${ports.webhook}/readyz`, caPem), wait);
     print(`  components ready at ${(clock() / 1000).toFixed(1)}s (logs: ${logDir})`);

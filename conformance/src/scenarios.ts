@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errorMessage } from '@afterlife/core';
-import { applyObjects } from '@afterlife/devcluster';
+import { AFTERLIFE_AUTOSCALER_CLASS, errorMessage } from '@afterlife/core';
 import {
   ANNOTATION_AUTOSCALING_CLASS,
   ANNOTATION_SCALED_OBJECT_OVERRIDE,
   ANNOTATION_WASM_VARIANT,
+  HPA_CLASS,
   LABEL_RUNTIME,
   LABEL_SCALING,
   RUNTIME_WASMEDGE,
   SCALING_EVENTS,
 } from '@afterlife/webhook';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import {
   gatewayCounts,
   gatewayDelivered,
@@ -24,7 +24,6 @@ import {
 } from './context.ts';
 import { ConformanceError } from './errors.ts';
 import { type EventOutcome, percentile, sendBurst, sendEvent } from './load.ts';
-import { materializeRevision } from './revision.ts';
 
 /** A scenario: a mocha test body over the shared context. */
 export interface Scenario {
@@ -35,10 +34,9 @@ export interface Scenario {
   run(ctx: SuiteContext, rec: ScenarioRecord): Promise<void>;
 }
 
-/** The opted-in function. Locally it is `echo` in `LOCAL_NAMESPACE`: `materializeRevision` builds that revision. */
+/** The opted-in function: a Knative Service whose first revision the scenarios drive. */
 export const FUNCTION_NAME = 'conformance-echo';
 export const LOCAL_NAMESPACE = 'afterlife-conformance-local';
-const functionName = (ctx: SuiteContext) => (ctx.local ? 'echo' : FUNCTION_NAME);
 const OPTED_OUT_NAME = 'conformance-plain';
 const THRESHOLD_NAME = 'conformance-threshold';
 
@@ -60,11 +58,24 @@ function needFunction(ctx: SuiteContext) {
   return ctx.fn ?? fail('no function under test: the injection scenario did not deploy it (see its failure)');
 }
 
+/**
+ * The suite's own scaling settings on its functions' templates: KEDA's cooldown from the profile
+ * and a 1 s poll, so scale-to-zero is timed by the suite (the Afterlife autoscaler honours them;
+ * autoscaler-keda ignores them).
+ */
+function suiteScaling(ctx: SuiteContext): Record<string, string> {
+  return {
+    'afterlife.dev/cooldown-seconds': String(ctx.profile.cooldownSeconds),
+    'afterlife.dev/polling-interval-seconds': '1',
+  };
+}
+
 async function createKnativeService(
   ctx: SuiteContext,
   name: string,
   labels: Record<string, string>,
   dryRun = false,
+  annotations: Record<string, string> = suiteScaling(ctx),
 ): Promise<KnativeServiceLike> {
   const custom = ctx.kubeConfig.makeApiClient(CustomObjectsApi);
   try {
@@ -79,7 +90,10 @@ async function createKnativeService(
         kind: 'Service',
         metadata: { name, namespace: ctx.namespace, labels },
         spec: {
-          template: { spec: { containers: [{ image: ctx.image, ports: [{ containerPort: 8080 }] }] } },
+          template: {
+            metadata: { annotations },
+            spec: { containers: [{ image: ctx.image, ports: [{ containerPort: 8080 }] }] },
+          },
         },
       },
     })) as KnativeServiceLike;
@@ -100,7 +114,7 @@ const injection: Scenario = {
   title: '1. injection: an opted-in Knative Service gets runtimeClassName and annotations; an opted-out one does not',
   timeoutMs: (ctx) => (ctx.profile.coldStartTimeoutSeconds + 120) * 1000,
   async run(ctx, rec) {
-    const optedIn = await createKnativeService(ctx, functionName(ctx), {
+    const optedIn = await createKnativeService(ctx, FUNCTION_NAME, {
       [LABEL_RUNTIME]: RUNTIME_WASMEDGE,
       [LABEL_SCALING]: SCALING_EVENTS,
     });
@@ -113,15 +127,22 @@ const injection: Scenario = {
         `the Afterlife webhook did not inject runtimeClassName ${ctx.runtimeClassName} into the opted-in Service (is the MutatingWebhookConfiguration installed and the webhook serving?); observed ${observed}`,
       );
     }
-    for (const key of [ANNOTATION_WASM_VARIANT, ANNOTATION_AUTOSCALING_CLASS, ANNOTATION_SCALED_OBJECT_OVERRIDE]) {
+    const autoscalingClass = annotations[ANNOTATION_AUTOSCALING_CLASS];
+    // The Afterlife autoscaler's class (the chart's default route), or autoscaler-keda's with its override.
+    const required =
+      autoscalingClass === HPA_CLASS
+        ? [ANNOTATION_WASM_VARIANT, ANNOTATION_SCALED_OBJECT_OVERRIDE]
+        : [ANNOTATION_WASM_VARIANT, ANNOTATION_AUTOSCALING_CLASS];
+    for (const key of required) {
       if (!annotations[key]) fail(`the Afterlife webhook did not add annotation ${key}; observed ${observed}`);
     }
-    const override = JSON.parse(annotations[ANNOTATION_SCALED_OBJECT_OVERRIDE] ?? '{}') as {
-      spec: { triggers: Array<{ type: string; metadata: Record<string, string> }> };
-    };
-    const scalerAddress = override.spec?.triggers?.[0]?.metadata?.scalerAddress ?? '';
+    if (autoscalingClass !== AFTERLIFE_AUTOSCALER_CLASS && autoscalingClass !== HPA_CLASS) {
+      fail(
+        `the Afterlife webhook set ${ANNOTATION_AUTOSCALING_CLASS}=${autoscalingClass}; expected ${AFTERLIFE_AUTOSCALER_CLASS} (or ${HPA_CLASS} on the autoscaler-keda route)`,
+      );
+    }
     rec.metrics.variant = annotations[ANNOTATION_WASM_VARIANT] ?? '';
-    rec.metrics.scalerAddress = scalerAddress;
+    rec.metrics.autoscalingClass = autoscalingClass ?? '';
 
     // Server-side dry run: admission runs in full (the webhook has sideEffects None), but no
     // revision of a Wasm image without the runtime class is ever started.
@@ -135,20 +156,9 @@ const injection: Scenario = {
       fail(`the opted-out Service was mutated: ${rec.notes.at(-1)}`);
     }
 
-    let deployment: string;
-    if (ctx.local) {
-      // No Knative controller locally: create what it and autoscaler-keda would for revision 00001.
-      await materializeRevision(ctx.kubeConfig, {
-        namespace: LOCAL_NAMESPACE,
-        name: 'echo',
-        template,
-        override,
-        cooldownSeconds: ctx.profile.cooldownSeconds,
-      });
-      deployment = 'echo';
-    } else {
-      deployment = `${functionName(ctx)}-00001-deployment`;
-    }
+    // Knative's controller makes revision 00001 and its Deployment; the autoscaler its ScaledObject.
+    const revision = `${FUNCTION_NAME}-00001`;
+    const deployment = `${revision}-deployment`;
     const apps = ctx.kubeConfig.makeApiClient(AppsV1Api);
     const podTemplate = await waitUntil(
       `Deployment ${ctx.namespace}/${deployment}`,
@@ -164,17 +174,34 @@ const injection: Scenario = {
     // Pods that exist now (on a real cluster Knative starts one) must run under the class.
     const pods = await ctx.kubeConfig.makeApiClient(CoreV1Api).listNamespacedPod({
       namespace: ctx.namespace,
-      labelSelector: `serving.knative.dev/service=${functionName(ctx)}`,
+      labelSelector: `serving.knative.dev/service=${FUNCTION_NAME}`,
     });
     for (const pod of pods.items) {
       if (pod.spec?.runtimeClassName !== ctx.runtimeClassName) {
         fail(`pod ${pod.metadata?.name} runs with runtimeClassName=${pod.spec?.runtimeClassName ?? '(none)'}`);
       }
     }
-    const name = functionName(ctx);
+    let scalerAddress = '';
+    await waitUntil(
+      `a KEDA ScaledObject for ${ctx.namespace}/${deployment}`,
+      async () => {
+        const so = await scaledObjectFor(ctx.kubeConfig, ctx.namespace, deployment);
+        scalerAddress = so?.scalerAddress ?? '';
+        return {
+          done: so !== undefined,
+          state: so ? `ScaledObject ${so.name}` : 'none targets the revision Deployment',
+        };
+      },
+      120_000,
+      500,
+    );
+    rec.metrics.scalerAddress = scalerAddress;
+    rec.notes.push(await waitForRoute(ctx, FUNCTION_NAME, revision));
+    const name = FUNCTION_NAME;
     ctx.fn = {
       namespace: ctx.namespace,
       name,
+      revision,
       deployment,
       url: `${ctx.gatewayUrl.replace(/\/$/, '')}/ns/${ctx.namespace}/fn/${name}`,
       podAnnotations: template.metadata?.annotations ?? {},
@@ -188,6 +215,32 @@ const injection: Scenario = {
     );
   },
 };
+
+/**
+ * Until the Service's Route sends traffic to `revision`, the gateway answers 503 (nothing is
+ * accepted): the Route follows the Revision turning Ready by a moment.
+ */
+async function waitForRoute(ctx: SuiteContext, service: string, revision: string): Promise<string> {
+  const custom = ctx.kubeConfig.makeApiClient(CustomObjectsApi);
+  return waitUntil(
+    `the Route of ${ctx.namespace}/${service} to send traffic to ${revision}`,
+    async () => {
+      const route = (await custom.getNamespacedCustomObject({
+        group: 'serving.knative.dev',
+        version: 'v1',
+        namespace: ctx.namespace,
+        plural: 'routes',
+        name: service,
+      })) as { status?: { traffic?: Array<{ revisionName?: string; percent?: number }> } };
+      const traffic = route.status?.traffic ?? [];
+      return {
+        done: traffic.some((t) => t.revisionName === revision && (t.percent ?? 0) > 0),
+        state: `status.traffic=${JSON.stringify(traffic)}`,
+      };
+    },
+    (ctx.profile.coldStartTimeoutSeconds + 60) * 1000,
+  );
+}
 
 async function waitForZero(ctx: SuiteContext, deployment: string, timeoutMs: number): Promise<string> {
   return waitUntil(
@@ -220,7 +273,8 @@ const scaleFromZero: Scenario = {
   timeoutMs: (ctx) =>
     (ctx.profile.coldStartTimeoutSeconds + ctx.profile.cooldownSeconds + ctx.profile.scaleToZeroMarginSeconds + 60) *
       1000 +
-    300_000 * (ctx.local ? 0 : 1),
+    // A real cluster may pull the image and schedule slowly.
+    300_000,
   async run(ctx, rec) {
     const fn = needFunction(ctx);
     const state = await waitForZero(ctx, fn.deployment, await scaleDownBoundMs(ctx, fn.deployment));
@@ -366,7 +420,7 @@ const noLoss: Scenario = {
   timeoutMs: (ctx) => (ctx.profile.coldStartTimeoutSeconds + 120) * 1000,
   async run(ctx, rec) {
     const fn = needFunction(ctx);
-    const before = await gatewayDelivered(ctx, fn.name).catch(() => undefined);
+    const before = await gatewayDelivered(ctx, fn.revision).catch(() => undefined);
     const { lossEvents, lossConcurrency } = ctx.profile;
     ctx.print(
       `    sending ${lossEvents} events, ${lossConcurrency} at a time${ctx.records.get('scale-to-zero') ? ' (from zero)' : ''}`,
@@ -383,7 +437,7 @@ const noLoss: Scenario = {
     const problems = rec.events.map(checkOutcome).filter((p) => p !== undefined);
     const missing = [...sent].filter((id) => !echoed.has(id));
     const foreign = [...echoed.keys()].filter((id) => !sent.has(id));
-    const after = await gatewayDelivered(ctx, fn.name).catch(() => undefined);
+    const after = await gatewayDelivered(ctx, fn.revision).catch(() => undefined);
     const deliveries = before !== undefined && after !== undefined ? after - before : undefined;
     Object.assign(rec.metrics, {
       sent: sent.size,
@@ -441,84 +495,49 @@ const activationThreshold: Scenario = {
       activationObserveSeconds,
       cooldownSeconds,
     } = ctx.profile;
-    const labels = { app: THRESHOLD_NAME, 'serving.knative.dev/service': THRESHOLD_NAME };
-    await applyObjects(ctx.kubeConfig, [
+    if (fn.podAnnotations[ANNOTATION_AUTOSCALING_CLASS] !== AFTERLIFE_AUTOSCALER_CLASS) {
+      // On the autoscaler-keda route the threshold lives in the scaled-object-override, which the suite does not write.
+      rec.metrics.skipped = `needs the ${AFTERLIFE_AUTOSCALER_CLASS} autoscaling class`;
+      rec.notes.push(`not run: the webhook uses ${fn.podAnnotations[ANNOTATION_AUTOSCALING_CLASS]}`);
+      return;
+    }
+    // A second opted-in function whose revision activates only at `threshold` held events.
+    await createKnativeService(
+      ctx,
+      THRESHOLD_NAME,
+      { [LABEL_RUNTIME]: RUNTIME_WASMEDGE, [LABEL_SCALING]: SCALING_EVENTS },
+      false,
       {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: THRESHOLD_NAME, namespace: ctx.namespace, labels },
-        spec: {
-          replicas: 0,
-          selector: { matchLabels: { app: THRESHOLD_NAME } },
-          template: {
-            metadata: { labels, annotations: { ...fn.podAnnotations } },
-            spec: {
-              runtimeClassName: ctx.runtimeClassName,
-              // The image as given: Knative resolves tags to digests in its own Deployments.
-              containers: [
-                { name: 'user-container', image: ctx.image, ports: [{ name: 'http', containerPort: 8080 }] },
-              ],
-            },
-          },
-        },
-      } as KubernetesObject,
-      {
-        apiVersion: 'v1',
-        kind: 'Service',
-        // The label the chart's gateway discovery selects Knative revisions' private Services by.
-        metadata: {
-          name: THRESHOLD_NAME,
-          namespace: ctx.namespace,
-          labels: { ...labels, 'networking.internal.knative.dev/serviceType': 'Private' },
-        },
-        spec: { selector: { app: THRESHOLD_NAME }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
-      } as KubernetesObject,
-      {
-        apiVersion: 'keda.sh/v1alpha1',
-        kind: 'ScaledObject',
-        metadata: { name: THRESHOLD_NAME, namespace: ctx.namespace },
-        spec: {
-          scaleTargetRef: { name: THRESHOLD_NAME },
-          minReplicaCount: 0,
-          maxReplicaCount: 2,
-          pollingInterval: 1,
-          cooldownPeriod: cooldownSeconds,
-          triggers: [
-            {
-              type: 'external-push',
-              metadata: {
-                scalerAddress: fn.scalerAddress,
-                function: `${ctx.namespace}/${THRESHOLD_NAME}`,
-                metric: 'concurrency',
-                targetValue: '1',
-                activationThreshold: String(threshold),
-              },
-            },
-          ],
-        },
-      } as KubernetesObject,
-    ]);
-    ctx.watched.add(THRESHOLD_NAME);
-    rec.deployment = THRESHOLD_NAME;
-    // KEDA must have picked the ScaledObject up (its HPA exists) before the observation counts.
+        ...suiteScaling(ctx),
+        'afterlife.dev/cooldown-seconds': String(cooldownSeconds),
+        'afterlife.dev/activation-threshold': String(threshold),
+        'autoscaling.knative.dev/target': '1',
+        'autoscaling.knative.dev/max-scale': '2',
+      },
+    );
+    const revision = `${THRESHOLD_NAME}-00001`;
+    const deployment = `${revision}-deployment`;
+    ctx.watched.add(deployment);
+    rec.deployment = deployment;
+    // KEDA must manage the ScaledObject, and the revision (started once at its initial scale) be back at zero.
     await waitUntil(
-      `KEDA to manage ScaledObject ${THRESHOLD_NAME}`,
+      `KEDA to manage the ScaledObject of ${revision}`,
       async () => {
         const so = (await ctx.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
           group: 'keda.sh',
           version: 'v1alpha1',
           namespace: ctx.namespace,
           plural: 'scaledobjects',
-          name: THRESHOLD_NAME,
-        })) as {
-          status?: { hpaName?: string; conditions?: Array<{ type: string; status: string; message?: string }> };
-        };
+          name: revision,
+        })) as { status?: { conditions?: Array<{ type: string; status: string; message?: string }> } };
         const ready = so.status?.conditions?.find((c) => c.type === 'Ready');
         return { done: ready?.status === 'True', state: `Ready=${ready?.status ?? '?'} ${ready?.message ?? ''}` };
       },
-      60_000,
+      (ctx.profile.coldStartTimeoutSeconds + 60) * 1000,
       500,
     );
+    await waitForRoute(ctx, THRESHOLD_NAME, revision);
+    await waitForZero(ctx, deployment, await scaleDownBoundMs(ctx, deployment));
     const url = `${ctx.gatewayUrl.replace(/\/$/, '')}/ns/${ctx.namespace}/fn/${THRESHOLD_NAME}`;
     const abort = new AbortController();
     const held: Array<Promise<number>> = [];
@@ -534,7 +553,7 @@ const activationThreshold: Scenario = {
     const pendingNow = async () => {
       if (!ctx.gatewayAdminUrl) return;
       try {
-        const fnCounts = await gatewayCounts(ctx, THRESHOLD_NAME);
+        const fnCounts = await gatewayCounts(ctx, revision);
         maxPending = Math.max(maxPending, fnCounts?.pending ?? 0);
       } catch {
         // next round
@@ -551,7 +570,7 @@ const activationThreshold: Scenario = {
           );
           nextSend += 1000 / activationRatePerSecond;
         }
-        const r = await readReplicas(ctx.kubeConfig, ctx.namespace, THRESHOLD_NAME);
+        const r = await readReplicas(ctx.kubeConfig, ctx.namespace, deployment);
         maxDesired = Math.max(maxDesired, r.desired);
         maxReady = Math.max(maxReady, r.ready);
         last = r.text;

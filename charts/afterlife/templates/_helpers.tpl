@@ -142,3 +142,33 @@ topologySpreadConstraints:
 {{- fail "webhook.tls.existingSecret needs webhook.tls.caBundle (the PEM CA that signed it)" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* host:port of the scaler's gRPC service: autoscaler.scalerAddress, else this chart's scaler Service. */}}
+{{- define "afterlife.scalerAddress" -}}
+{{- if .Values.autoscaler.scalerAddress -}}
+{{- .Values.autoscaler.scalerAddress -}}
+{{- else -}}
+{{- printf "%s.%s.svc:%d" (include "afterlife.componentName" (dict "root" . "component" "scaler")) .Release.Namespace (int .Values.scaler.grpcPort) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Fails rendering when event-scaled revisions would have nobody to scale them:
+- the webhook's `afterlife` route gives them the class `afterlife.dev`, which only the autoscaler
+  reconciles; without it Knative creates PodAutoscalers nobody owns and the revisions never
+  become Ready;
+- the autoscaler points every ScaledObject at the scaler; without one (and no scalerAddress)
+  KEDA has nothing to ask.
+*/}}
+{{- define "afterlife.checkScaling" -}}
+{{- if and .Values.webhook.enabled (eq .Values.webhook.scalingRoute "afterlife") (not .Values.autoscaler.enabled) -}}
+{{- fail "webhook.scalingRoute=afterlife needs autoscaler.enabled=true (revisions of class afterlife.dev are reconciled by nobody else); set webhook.scalingRoute=autoscaler-keda on clusters running knative-extensions/autoscaler-keda, or enable the autoscaler" -}}
+{{- end -}}
+{{- if and .Values.autoscaler.enabled (not .Values.scaler.enabled) (not .Values.autoscaler.scalerAddress) -}}
+{{- fail "autoscaler.enabled needs a scaler for its ScaledObjects: set scaler.enabled=true or autoscaler.scalerAddress (host:port of an Afterlife scaler)" -}}
+{{- end -}}
+{{- /* autoscaler-keda's ScaledObjects name the Service (`function`), so the gateway must count per Service, not per revision. */ -}}
+{{- if and .Values.webhook.enabled .Values.gateway.enabled (eq .Values.webhook.scalingRoute "autoscaler-keda") (eq .Values.gateway.discovery.mode "knative") -}}
+{{- fail "webhook.scalingRoute=autoscaler-keda needs the gateway to count per Knative Service: set gateway.discovery.mode=label, gateway.discovery.functionLabel=serving.knative.dev/service and gateway.discovery.serviceSelector=networking.internal.knative.dev/serviceType=Private" -}}
+{{- end -}}
+{{- end -}}

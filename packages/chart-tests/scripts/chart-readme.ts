@@ -130,7 +130,7 @@ export function renderValuesTable(valuesYaml: string, schema: Schema): string {
   return ['| Key | Type | Default | Description |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }
 
-export const COMPONENTS = ['webhook', 'gateway', 'scaler'] as const;
+export const COMPONENTS = ['webhook', 'gateway', 'scaler', 'autoscaler'] as const;
 
 /** Per component: the optional env vars `<component>.extraEnv` accepts (from the schema), with defaults. */
 export function optionalSettings(

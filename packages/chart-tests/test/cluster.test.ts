@@ -62,6 +62,7 @@ describe('chart on the devcluster', function () {
         const values = structuredClone(set.values) as Record<string, Record<string, unknown>>;
         // Namespaces must exist for a dry-run; watch this test's own.
         if (values.gateway?.watchNamespaces) values.gateway.watchNamespaces = [cluster.namespace, 'knative-serving'];
+        if (values.autoscaler?.watchNamespaces) values.autoscaler.watchNamespaces = [cluster.namespace, 'default'];
         const objects = await helmTemplate(values, {
           release: `dry-${randomBytes(2).toString('hex')}`,
           namespace: cluster.namespace,
@@ -148,18 +149,21 @@ describe('chart on the devcluster', function () {
       ]);
       const names = (listed.items ?? []).map((o) => `${o.kind}/${o.metadata.name}`).sort();
       const expected: string[] = [];
-      for (const component of ['webhook', 'gateway', 'scaler']) {
+      for (const component of ['webhook', 'gateway', 'scaler', 'autoscaler']) {
         for (const kind of ['Deployment', 'Service', 'ServiceAccount', 'PodDisruptionBudget']) {
           expected.push(`${kind}/${prefix}-${component}`);
         }
       }
       expected.push(`Role/${prefix}-scaler`, `RoleBinding/${prefix}-scaler`, `Secret/${prefix}-webhook-tls`);
+      expected.push(`Role/${prefix}-autoscaler-lease`, `RoleBinding/${prefix}-autoscaler-lease`);
       assert.deepEqual(names, expected.sort());
       const knativeRole = await kubectlJson(cluster, ['get', 'role', `${prefix}-webhook`, '-n', 'knative-serving']);
       assert.equal(knativeRole.metadata.labels?.['app.kubernetes.io/instance'], release);
       for (const [kind, name] of [
         ['clusterrole', `${prefix}-webhook-${namespace}`],
         ['clusterrolebinding', `${prefix}-gateway-${namespace}`],
+        ['clusterrole', `${prefix}-autoscaler-${namespace}`],
+        ['clusterrolebinding', `${prefix}-autoscaler-${namespace}`],
         ['runtimeclass', runtimeClass],
         ['mutatingwebhookconfiguration', `${webhookConfig}-${namespace}`],
       ] as const) {
@@ -210,6 +214,8 @@ describe('chart on the devcluster', function () {
     });
 
     it('lets each ServiceAccount do what it needs and nothing else', async () => {
+      const PA = 'podautoscalers.autoscaling.internal.knative.dev';
+      const SKS = 'serverlessservices.networking.internal.knative.dev';
       const checks: [string, string[], boolean][] = [
         ['webhook', ['get', 'configmaps/config-features', '-n', 'knative-serving'], true],
         ['webhook', ['watch', 'configmaps/config-deployment', '-n', 'knative-serving'], true],
@@ -224,9 +230,10 @@ describe('chart on the devcluster', function () {
         ['webhook', ['list', 'secrets', '-n', namespace], false],
         ['gateway', ['list', 'endpointslices.discovery.k8s.io', '--all-namespaces'], true],
         ['gateway', ['watch', 'endpointslices.discovery.k8s.io', '-n', 'default'], true],
-        ['gateway', ['get', 'services', '-n', namespace], true],
-        ['gateway', ['watch', 'services', '--all-namespaces'], true],
-        ['gateway', ['create', 'services', '-n', namespace], false],
+        ['gateway', ['get', 'routes.serving.knative.dev', '-n', namespace], true],
+        ['gateway', ['watch', 'routes.serving.knative.dev', '--all-namespaces'], true],
+        ['gateway', ['create', 'routes.serving.knative.dev', '-n', namespace], false],
+        ['gateway', ['list', 'services', '-n', namespace], false],
         ['gateway', ['delete', 'endpointslices.discovery.k8s.io', '-n', namespace], false],
         ['gateway', ['list', 'pods', '-n', namespace], false],
         ['gateway', ['get', 'secrets', '-n', namespace], false],
@@ -238,6 +245,34 @@ describe('chart on the devcluster', function () {
         ['scaler', ['get', 'services', '-n', namespace], false],
         ['scaler', ['get', 'secrets', '-n', namespace], false],
         ['scaler', ['create', 'endpointslices.discovery.k8s.io', '-n', namespace], false],
+        ['autoscaler', ['list', PA, '--all-namespaces'], true],
+        ['autoscaler', ['watch', PA, '-n', 'default'], true],
+        ['autoscaler', ['get', PA, '-n', namespace], true],
+        ['autoscaler', ['patch', PA, '--subresource=status', '-n', 'default'], true],
+        ['autoscaler', ['update', PA, '--subresource=status', '-n', 'default'], false],
+        ['autoscaler', ['update', PA, '-n', 'default'], false],
+        ['autoscaler', ['delete', PA, '-n', 'default'], false],
+        ['autoscaler', ['watch', SKS, '--all-namespaces'], true],
+        ['autoscaler', ['create', SKS, '-n', 'default'], true],
+        ['autoscaler', ['update', SKS, '-n', 'default'], true],
+        ['autoscaler', ['delete', SKS, '-n', 'default'], false],
+        ['autoscaler', ['list', 'scaledobjects.keda.sh', '--all-namespaces'], true],
+        ['autoscaler', ['create', 'scaledobjects.keda.sh', '-n', 'default'], true],
+        ['autoscaler', ['update', 'scaledobjects.keda.sh', '-n', 'default'], true],
+        ['autoscaler', ['delete', 'scaledobjects.keda.sh', '-n', 'default'], false],
+        ['autoscaler', ['create', 'triggerauthentications.keda.sh', '-n', 'default'], false],
+        ['autoscaler', ['watch', 'deployments.apps', '--all-namespaces'], true],
+        ['autoscaler', ['update', 'deployments.apps', '-n', 'default'], false],
+        ['autoscaler', ['patch', 'deployments.apps', '-n', 'default'], false],
+        ['autoscaler', ['get', `leases.coordination.k8s.io/${prefix}-autoscaler`, '-n', namespace], true],
+        ['autoscaler', ['update', `leases.coordination.k8s.io/${prefix}-autoscaler`, '-n', namespace], true],
+        ['autoscaler', ['create', 'leases.coordination.k8s.io', '-n', namespace], true],
+        ['autoscaler', ['update', 'leases.coordination.k8s.io/someone-else', '-n', namespace], false],
+        ['autoscaler', ['get', 'leases.coordination.k8s.io/kube-scheduler', '-n', 'kube-system'], false],
+        ['autoscaler', ['create', 'leases.coordination.k8s.io', '-n', 'kube-system'], false],
+        ['autoscaler', ['delete', `leases.coordination.k8s.io/${prefix}-autoscaler`, '-n', namespace], false],
+        ['autoscaler', ['get', 'secrets', '-n', namespace], false],
+        ['autoscaler', ['list', 'pods', '-n', 'default'], false],
       ];
       const wrong: string[] = [];
       for (const [component, args, allowed] of checks) {
@@ -304,6 +339,8 @@ describe('chart on the devcluster', function () {
         ['runtimeclass', runtimeClass],
         ['clusterrole', `${prefix}-gateway-${namespace}`],
         ['clusterrolebinding', `${prefix}-webhook-${namespace}`],
+        ['clusterrole', `${prefix}-autoscaler-${namespace}`],
+        ['clusterrolebinding', `${prefix}-autoscaler-${namespace}`],
       ] as const) {
         const get = await kubectl(cluster, ['get', kind, name, '--ignore-not-found', '-o', 'name']);
         assert.equal(get.stdout.trim(), '', `${kind}/${name} is gone`);

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Environment, errorMessage } from '@afterlife/core';
+import { AUTOSCALER_ENV_VARS, loadConfig as loadAutoscalerConfig } from '../../autoscaler/src/config.ts';
 import { GATEWAY_ENV_VARS, loadConfig as loadGatewayConfig } from '../../gateway/src/config.ts';
 import { loadConfig as loadScalerConfig, SCALER_ENV_VARS } from '../../scaler/src/config.ts';
 import { loadConfig as loadWebhookConfig, WEBHOOK_ENV_VARS } from '../../webhook/src/config.ts';
@@ -26,6 +27,7 @@ const COMPONENT_CONFIG: Record<Component, { vars: readonly string[]; load: (env:
   webhook: { vars: WEBHOOK_ENV_VARS, load: loadWebhookConfig },
   gateway: { vars: GATEWAY_ENV_VARS, load: loadGatewayConfig },
   scaler: { vars: SCALER_ENV_VARS, load: loadScalerConfig },
+  autoscaler: { vars: AUTOSCALER_ENV_VARS, load: loadAutoscalerConfig },
 };
 
 /** What a config needs beyond defaults to load at all (the chart always sets these). */
@@ -33,6 +35,7 @@ const BASE_ENV: Record<Component, Record<string, string>> = {
   webhook: {},
   gateway: {},
   scaler: { AFTERLIFE_SCALER_GATEWAY_SERVICE: 'afterlife-system/rel-afterlife-gateway' },
+  autoscaler: {},
 };
 
 interface EnvEntry {
@@ -168,5 +171,53 @@ describe('chart: env vars match the components’ config', function () {
     assert.equal(scaler.AFTERLIFE_SCALER_GATEWAY_SERVICE, 'afterlife-system/rel-afterlife-gateway');
     const gatewayService = findObject(objects, 'Service', 'rel-afterlife-gateway');
     assert.ok(gatewayService.spec.ports.some((p: { name: string }) => p.name === 'admin'));
+  });
+
+  it('points the autoscaler at the scaler Service, leader-elects in the release namespace as the pod', () => {
+    const objects = rendered.get('default') ?? [];
+    const entries = containerEnv(objects, 'autoscaler');
+    const env = resolveEnv(entries);
+    const scalerService = findObject(objects, 'Service', 'rel-afterlife-scaler');
+    const grpc = scalerService.spec.ports.find((p: { name: string }) => p.name === 'grpc');
+    assert.equal(env.AFTERLIFE_AUTOSCALER_SCALER_ADDRESS, `rel-afterlife-scaler.afterlife-system.svc:${grpc.port}`);
+    assert.equal(env.AFTERLIFE_AUTOSCALER_LEASE_NAMESPACE, 'afterlife-system');
+    assert.equal(env.AFTERLIFE_AUTOSCALER_LEASE_NAME, 'rel-afterlife-autoscaler');
+    assert.deepEqual(entries.find((e) => e.name === 'AFTERLIFE_AUTOSCALER_IDENTITY')?.valueFrom, {
+      fieldRef: { fieldPath: 'metadata.name' },
+    });
+    const config = loadAutoscalerConfig(env);
+    assert.equal(config.lease.identity, 'rel-afterlife-x-5d8f-abcde', 'each pod campaigns under its own name');
+    assert.equal(config.adminPort, 9090);
+    assert.deepEqual(config.namespaces, []);
+    // The chart's defaults are the component's own.
+    assert.deepEqual(config.defaults, loadAutoscalerConfig({}).defaults);
+    // The Role for the Lease names exactly the Lease the autoscaler uses.
+    const leaseRole = findObject(objects, 'Role', 'rel-afterlife-autoscaler-lease');
+    assert.equal(leaseRole.metadata.namespace, config.lease.namespace);
+    assert.deepEqual(leaseRole.rules[0].resourceNames, [config.lease.name]);
+  });
+
+  it('turns the autoscaler values into the settings the autoscaler loads', () => {
+    const objects = rendered.get('tuned') ?? [];
+    const config = loadAutoscalerConfig(resolveEnv(containerEnv(objects, 'autoscaler')));
+    assert.deepEqual(config.defaults, {
+      maxScale: 50,
+      target: 2.5,
+      metric: 'rate',
+      cooldownSeconds: 120,
+      pollingIntervalSeconds: 2,
+    });
+    assert.deepEqual(config.namespaces, ['fn-a', 'fn-b']);
+    assert.equal(config.adminPort, 9190);
+    assert.equal(config.logLevel, 'debug');
+    assert.equal(config.workers, 8);
+    assert.equal(config.resyncMs, 600_000);
+  });
+
+  it('passes webhook.scalingRoute to the webhook', () => {
+    const byDefault = loadWebhookConfig(resolveEnv(containerEnv(rendered.get('default') ?? [], 'webhook')));
+    assert.equal(byDefault.scalingRoute, 'afterlife');
+    const keda = loadWebhookConfig(resolveEnv(containerEnv(rendered.get('autoscalerKeda') ?? [], 'webhook')));
+    assert.equal(keda.scalingRoute, 'autoscaler-keda');
   });
 });

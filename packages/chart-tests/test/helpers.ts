@@ -127,8 +127,37 @@ export const VALUE_SETS: Record<string, { values: object; crds?: readonly string
     values: { certManager: { enabled: true, issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } } },
     crds: ['cert-manager.io'],
   },
-  componentsOff: { values: { webhook: { enabled: false }, gateway: { enabled: false }, scaler: { enabled: false } } },
-  webhookOnly: { values: { gateway: { enabled: false }, scaler: { enabled: false } } },
+  componentsOff: {
+    values: {
+      webhook: { enabled: false },
+      gateway: { enabled: false },
+      scaler: { enabled: false },
+      autoscaler: { enabled: false },
+    },
+  },
+  // Without the autoscaler the webhook must route event scaling to knative-extensions/autoscaler-keda.
+  webhookOnly: {
+    values: {
+      webhook: { scalingRoute: 'autoscaler-keda' },
+      gateway: { enabled: false },
+      scaler: { enabled: false },
+      autoscaler: { enabled: false },
+    },
+  },
+  // A cluster that runs knative-extensions/autoscaler-keda: Afterlife's own autoscaler is off.
+  autoscalerKeda: {
+    values: {
+      webhook: { scalingRoute: 'autoscaler-keda' },
+      autoscaler: { enabled: false },
+      gateway: {
+        discovery: {
+          mode: 'label',
+          functionLabel: 'serving.knative.dev/service',
+          serviceSelector: 'networking.internal.knative.dev/serviceType=Private',
+        },
+      },
+    },
+  },
   networkPolicies: {
     values: {
       networkPolicies: {
@@ -172,6 +201,15 @@ export const VALUE_SETS: Record<string, { values: object; crds?: readonly string
         priorityClassName: 'system-cluster-critical',
       },
       scaler: { replicas: 1, tls: { existingSecret: 'scaler-tls', clientAuth: true } },
+      autoscaler: {
+        replicas: 3,
+        logLevel: 'debug',
+        adminPort: 9190,
+        watchNamespaces: ['fn-a', 'fn-b'],
+        defaults: { maxScale: 50, target: 2.5, metric: 'rate', cooldownSeconds: 120, pollingIntervalSeconds: 2 },
+        extraEnv: { AFTERLIFE_AUTOSCALER_WORKERS: 8, AFTERLIFE_AUTOSCALER_RESYNC: '10m' },
+        podDisruptionBudget: { maxUnavailable: 2 },
+      },
     },
   },
 };

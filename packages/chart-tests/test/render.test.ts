@@ -60,7 +60,7 @@ describe('chart: helm lint --strict and helm template', function () {
       'Service',
       'ServiceAccount',
     ]);
-    for (const component of ['webhook', 'gateway', 'scaler']) {
+    for (const component of ['webhook', 'gateway', 'scaler', 'autoscaler']) {
       const name = `rel-afterlife-${component}`;
       const deployment = findObject(objects, 'Deployment', name);
       assert.equal(deployment.metadata.namespace, NS);
@@ -114,10 +114,19 @@ describe('chart: helm lint --strict and helm template', function () {
     assert.deepEqual(ports('rel-afterlife-webhook'), { https: 8443 });
     assert.deepEqual(ports('rel-afterlife-gateway'), { events: 8080, admin: 9090 });
     assert.deepEqual(ports('rel-afterlife-scaler'), { grpc: 9090, metrics: 9091 });
+    assert.deepEqual(ports('rel-afterlife-autoscaler'), { admin: 9090 });
     const webhook = findObject(objects, 'Deployment', 'rel-afterlife-webhook').spec.template.spec.containers[0];
     assert.equal(webhook.readinessProbe.httpGet.scheme, 'HTTPS');
     const scaler = findObject(objects, 'Deployment', 'rel-afterlife-scaler').spec.template.spec.containers[0];
     assert.equal(scaler.livenessProbe.httpGet.port, 'metrics');
+    const autoscaler = findObject(objects, 'Deployment', 'rel-afterlife-autoscaler').spec.template.spec.containers[0];
+    assert.deepEqual(autoscaler.livenessProbe.httpGet, { path: '/healthz', port: 'admin' });
+    assert.deepEqual(autoscaler.readinessProbe.httpGet, { path: '/readyz', port: 'admin' });
+    assert.deepEqual(
+      findObject(objects, 'Service', 'rel-afterlife-autoscaler').spec.ports,
+      [{ name: 'admin', port: 9090, targetPort: 'admin', protocol: 'TCP' }],
+      'the autoscaler Service only exposes the admin port (metrics)',
+    );
     const gatewaySvc = findObject(objects, 'Service', 'rel-afterlife-gateway');
     assert.deepEqual(
       gatewaySvc.spec.ports.map((p: { name: string }) => p.name),
@@ -225,6 +234,141 @@ describe('chart: helm lint --strict and helm template', function () {
       ['rel-afterlife-webhook'],
     );
     assert.ok(webhookOnly.every((o) => !o.metadata.name.includes('gateway') && !o.metadata.name.includes('scaler')));
+    // autoscaler.enabled=false renders nothing of the autoscaler, in every optional template too.
+    const withoutAutoscaler = await helmTemplate({
+      ...(VALUE_SETS.autoscalerKeda?.values ?? {}),
+      networkPolicies: { enabled: true },
+      serviceMonitor: { enabled: true },
+    });
+    const autoscalerObjects = withoutAutoscaler.filter(
+      (o) =>
+        o.metadata.labels?.['app.kubernetes.io/component'] === 'autoscaler' || o.metadata.name.includes('autoscaler'),
+    );
+    assert.deepEqual(
+      autoscalerObjects.map((o) => `${o.kind}/${o.metadata.name}`),
+      [],
+    );
+    assert.deepEqual(
+      deployments(withoutAutoscaler)
+        .map((d) => d.metadata.name)
+        .sort(),
+      ['rel-afterlife-gateway', 'rel-afterlife-scaler', 'rel-afterlife-webhook'],
+    );
+  });
+
+  it('refuses an event-scaling route nobody serves, with a message that says what to set', async () => {
+    const render = async (values: object) => {
+      const tmp = tempDir();
+      try {
+        const file = writeValues(tmp.dir, 'values', values);
+        return await run(await helmBinary(), [
+          'template',
+          'rel',
+          CHART_DIR,
+          '--kube-version',
+          KUBE_VERSION,
+          '-f',
+          file,
+        ]);
+      } finally {
+        tmp.cleanup();
+      }
+    };
+    const noAutoscaler = await render({ autoscaler: { enabled: false } });
+    assert.notEqual(noAutoscaler.code, 0, 'route afterlife without the autoscaler renders');
+    assert.match(
+      noAutoscaler.stderr,
+      /webhook\.scalingRoute=afterlife needs autoscaler\.enabled=true .*set webhook\.scalingRoute=autoscaler-keda on clusters running knative-extensions\/autoscaler-keda/,
+    );
+    // The rule is about the webhook's route: without the webhook, or with the other route, it renders.
+    const perServiceGateway = {
+      discovery: {
+        mode: 'label',
+        functionLabel: 'serving.knative.dev/service',
+        serviceSelector: 'networking.internal.knative.dev/serviceType=Private',
+      },
+    };
+    for (const values of [
+      { autoscaler: { enabled: false }, webhook: { enabled: false } },
+      { autoscaler: { enabled: false }, webhook: { scalingRoute: 'autoscaler-keda' }, gateway: perServiceGateway },
+    ]) {
+      const result = await render(values);
+      assert.equal(result.code, 0, `${JSON.stringify(values)}: ${result.stderr}`);
+    }
+    // autoscaler-keda's triggers name the Service: a gateway counting per revision would never wake them.
+    const kedaPerRevision = await render({
+      autoscaler: { enabled: false },
+      webhook: { scalingRoute: 'autoscaler-keda' },
+    });
+    assert.notEqual(kedaPerRevision.code, 0, 'route autoscaler-keda with discovery knative renders');
+    assert.match(
+      kedaPerRevision.stderr,
+      /webhook\.scalingRoute=autoscaler-keda needs the gateway to count per Knative Service: set gateway\.discovery\.mode=label/,
+    );
+    const noScaler = await render({ scaler: { enabled: false } });
+    assert.notEqual(noScaler.code, 0, 'the autoscaler without any scaler renders');
+    assert.match(
+      noScaler.stderr,
+      /autoscaler\.enabled needs a scaler .*set scaler\.enabled=true or autoscaler\.scalerAddress/,
+    );
+    const external = await helmTemplate({
+      scaler: { enabled: false },
+      autoscaler: { scalerAddress: 'scaler.shared.svc:9090' },
+    });
+    const env = findObject(external, 'Deployment', 'rel-afterlife-autoscaler').spec.template.spec.containers[0].env;
+    assert.deepEqual(
+      env.find((e: { name: string }) => e.name === 'AFTERLIFE_AUTOSCALER_SCALER_ADDRESS'),
+      { name: 'AFTERLIFE_AUTOSCALER_SCALER_ADDRESS', value: 'scaler.shared.svc:9090' },
+    );
+  });
+
+  it('sets the webhook scaling route and the autoscaler settings from values', async () => {
+    const envOf = (objects: readonly K8sObject[], component: string) =>
+      Object.fromEntries(
+        (
+          findObject(objects, 'Deployment', `rel-afterlife-${component}`).spec.template.spec.containers[0].env as {
+            name: string;
+            value?: string;
+          }[]
+        ).map((e) => [e.name, e.value]),
+      );
+    assert.equal(envOf(await helmTemplate({}), 'webhook').AFTERLIFE_WEBHOOK_SCALING_ROUTE, 'afterlife');
+    const keda = await helmTemplate(VALUE_SETS.autoscalerKeda?.values ?? {});
+    assert.equal(envOf(keda, 'webhook').AFTERLIFE_WEBHOOK_SCALING_ROUTE, 'autoscaler-keda');
+
+    const defaults = envOf(await helmTemplate({}), 'autoscaler');
+    assert.deepEqual(defaults, {
+      AFTERLIFE_AUTOSCALER_ADMIN_PORT: '9090',
+      AFTERLIFE_AUTOSCALER_LOG_LEVEL: 'info',
+      AFTERLIFE_AUTOSCALER_SCALER_ADDRESS: 'rel-afterlife-scaler.afterlife-system.svc:9090',
+      AFTERLIFE_AUTOSCALER_NAMESPACES: '',
+      AFTERLIFE_AUTOSCALER_LEASE_NAMESPACE: NS,
+      AFTERLIFE_AUTOSCALER_LEASE_NAME: 'rel-afterlife-autoscaler',
+      AFTERLIFE_AUTOSCALER_IDENTITY: undefined,
+      AFTERLIFE_AUTOSCALER_DEFAULT_MAX_SCALE: '10',
+      AFTERLIFE_AUTOSCALER_DEFAULT_TARGET: '10',
+      AFTERLIFE_AUTOSCALER_DEFAULT_METRIC: 'concurrency',
+      AFTERLIFE_AUTOSCALER_DEFAULT_COOLDOWN: '30s',
+      AFTERLIFE_AUTOSCALER_DEFAULT_POLLING_INTERVAL: '5s',
+    });
+
+    const tuned = await helmTemplate(VALUE_SETS.tuned?.values ?? {});
+    const deployment = findObject(tuned, 'Deployment', 'rel-afterlife-autoscaler');
+    assert.equal(deployment.spec.replicas, 3);
+    const env = envOf(tuned, 'autoscaler');
+    assert.equal(env.AFTERLIFE_AUTOSCALER_NAMESPACES, 'fn-a,fn-b');
+    assert.equal(env.AFTERLIFE_AUTOSCALER_ADMIN_PORT, '9190');
+    assert.equal(env.AFTERLIFE_AUTOSCALER_DEFAULT_TARGET, '2.5');
+    assert.equal(env.AFTERLIFE_AUTOSCALER_DEFAULT_COOLDOWN, '120s');
+    assert.equal(env.AFTERLIFE_AUTOSCALER_DEFAULT_POLLING_INTERVAL, '2s');
+    assert.equal(env.AFTERLIFE_AUTOSCALER_WORKERS, '8');
+    const container = deployment.spec.template.spec.containers[0];
+    assert.deepEqual(container.ports, [{ name: 'admin', containerPort: 9190, protocol: 'TCP' }]);
+    assert.equal(findObject(tuned, 'Service', 'rel-afterlife-autoscaler').spec.ports[0].port, 9190);
+    assert.equal(findObject(tuned, 'PodDisruptionBudget', 'rel-afterlife-autoscaler').spec.maxUnavailable, 2);
+    // Whole-number targets are written as such, not in Helm's float notation.
+    const big = envOf(await helmTemplate({ autoscaler: { defaults: { target: 2_500_000 } } }), 'autoscaler');
+    assert.equal(big.AFTERLIFE_AUTOSCALER_DEFAULT_TARGET, '2500000');
   });
 
   it('renders the RuntimeClass with handler and scheduling, or skips it', async () => {
@@ -301,14 +445,56 @@ describe('chart: helm lint --strict and helm template', function () {
     assert.deepEqual(rulesOf('ClusterRole', 'rel-afterlife-webhook-afterlife-system'), [
       { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
     ]);
+    // Discovery `knative` (the default): Routes name the revisions, their private EndpointSlices the pods.
     const gatewayRules = [
       { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['serving.knative.dev'], resources: ['routes'], verbs: ['get', 'list', 'watch'] },
     ];
     assert.deepEqual(rulesOf('ClusterRole', 'rel-afterlife-gateway-afterlife-system'), gatewayRules);
     assert.deepEqual(rulesOf('Role', 'rel-afterlife-scaler'), [
       { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
     ]);
+    // The autoscaler: exactly the calls of src/controller.ts (no delete: the garbage collector removes
+    // the SKS and ScaledObject through their owner references; no update of the PA, only a status patch).
+    const knativeAutoscaling = 'autoscaling.internal.knative.dev';
+    const autoscalerRules = [
+      { apiGroups: [knativeAutoscaling], resources: ['podautoscalers'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [knativeAutoscaling], resources: ['podautoscalers/status'], verbs: ['patch'] },
+      // For OwnerReferencesPermissionEnforcement (blockOwnerDeletion on the owner reference to the PA).
+      { apiGroups: [knativeAutoscaling], resources: ['podautoscalers/finalizers'], verbs: ['update'] },
+      {
+        apiGroups: ['networking.internal.knative.dev'],
+        resources: ['serverlessservices'],
+        verbs: ['get', 'list', 'watch', 'create', 'update'],
+      },
+      { apiGroups: ['keda.sh'], resources: ['scaledobjects'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
+      { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch'] },
+    ];
+    assert.deepEqual(rulesOf('ClusterRole', 'rel-afterlife-autoscaler-afterlife-system'), autoscalerRules);
+    const leaseRules = [
+      {
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: ['rel-afterlife-autoscaler'],
+        verbs: ['get', 'update'],
+      },
+      // create cannot be restricted by resourceNames.
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+    ];
+    assert.deepEqual(rulesOf('Role', 'rel-afterlife-autoscaler-lease'), leaseRules);
+    assert.equal(findObject(objects, 'Role', 'rel-afterlife-autoscaler-lease').metadata.namespace, NS);
+    const autoscalerSubject = [{ kind: 'ServiceAccount', name: 'rel-afterlife-autoscaler', namespace: NS }];
+    const clusterBinding = findObject(objects, 'ClusterRoleBinding', 'rel-afterlife-autoscaler-afterlife-system');
+    assert.deepEqual(clusterBinding.roleRef, {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'rel-afterlife-autoscaler-afterlife-system',
+    });
+    assert.deepEqual(clusterBinding.subjects, autoscalerSubject);
+    const leaseBinding = findObject(objects, 'RoleBinding', 'rel-afterlife-autoscaler-lease');
+    assert.equal(leaseBinding.metadata.namespace, NS);
+    assert.equal(leaseBinding.roleRef.name, 'rel-afterlife-autoscaler-lease');
+    assert.deepEqual(leaseBinding.subjects, autoscalerSubject);
     // Per-namespace gateway RBAC when watchNamespaces is set.
     const scoped = await helmTemplate(VALUE_SETS.tuned?.values ?? {});
     const gatewayRoles = scoped.filter((o) => o.kind === 'Role' && o.metadata.name === 'rel-afterlife-gateway');
@@ -318,6 +504,25 @@ describe('chart: helm lint --strict and helm template', function () {
     );
     for (const role of gatewayRoles) assert.deepEqual(role.rules, gatewayRules);
     assert.equal(scoped.filter((o) => o.kind === 'ClusterRole' && o.metadata.name.includes('gateway')).length, 0);
+    // Per-namespace autoscaler RBAC when its watchNamespaces is set; the Lease Role stays in the release namespace.
+    const autoscalerRoles = scoped.filter((o) => o.kind === 'Role' && o.metadata.name === 'rel-afterlife-autoscaler');
+    assert.deepEqual(
+      autoscalerRoles.map((r) => r.metadata.namespace),
+      ['fn-a', 'fn-b'],
+    );
+    for (const role of autoscalerRoles) assert.deepEqual(role.rules, autoscalerRules);
+    const autoscalerBindings = scoped.filter(
+      (o) => o.kind === 'RoleBinding' && o.metadata.name === 'rel-afterlife-autoscaler',
+    );
+    assert.deepEqual(
+      autoscalerBindings.map((b) => [b.metadata.namespace, b.roleRef.kind, b.roleRef.name, b.subjects]),
+      ['fn-a', 'fn-b'].map((ns) => [ns, 'Role', 'rel-afterlife-autoscaler', autoscalerSubject]),
+    );
+    assert.equal(
+      scoped.filter((o) => o.kind.startsWith('Cluster') && o.metadata.name.includes('autoscaler')).length,
+      0,
+    );
+    assert.deepEqual(findObject(scoped, 'Role', 'rel-afterlife-autoscaler-lease').rules, leaseRules);
     const env = findObject(scoped, 'Deployment', 'rel-afterlife-gateway').spec.template.spec.containers[0].env;
     assert.ok(
       env.some(
@@ -329,7 +534,7 @@ describe('chart: helm lint --strict and helm template', function () {
   it('renders NetworkPolicies only when enabled, admitting KEDA to the scaler and the scaler to the gateway admin port', async () => {
     const objects = await helmTemplate(VALUE_SETS.networkPolicies?.values ?? {});
     const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
-    assert.equal(policies.length, 3);
+    assert.equal(policies.length, 4);
     const scaler = findObject(objects, 'NetworkPolicy', 'rel-afterlife-scaler');
     assert.deepEqual(scaler.spec.ingress[0], {
       ports: [{ port: 9090, protocol: 'TCP' }],
@@ -338,12 +543,21 @@ describe('chart: helm lint --strict and helm template', function () {
     const gateway = findObject(objects, 'NetworkPolicy', 'rel-afterlife-gateway');
     assert.deepEqual(gateway.spec.ingress[0].from, [{ podSelector: {} }, { ipBlock: { cidr: '10.0.0.0/8' } }]);
     assert.equal(gateway.spec.ingress[1].from[0].podSelector.matchLabels['app.kubernetes.io/component'], 'scaler');
+    const autoscaler = findObject(objects, 'NetworkPolicy', 'rel-afterlife-autoscaler');
+    assert.deepEqual(autoscaler.spec.podSelector.matchLabels['app.kubernetes.io/component'], 'autoscaler');
+    assert.deepEqual(autoscaler.spec.ingress, [
+      {
+        ports: [{ port: 9090, protocol: 'TCP' }],
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+      },
+    ]);
   });
 
   it('renders ServiceMonitors only when enabled', async () => {
     const objects = await helmTemplate(VALUE_SETS.serviceMonitor?.values ?? {});
     const monitors = objects.filter((o) => o.kind === 'ServiceMonitor');
     assert.deepEqual(monitors.map((m) => m.metadata.name).sort(), [
+      'rel-afterlife-autoscaler',
       'rel-afterlife-gateway',
       'rel-afterlife-scaler',
       'rel-afterlife-webhook',

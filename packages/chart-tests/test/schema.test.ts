@@ -100,6 +100,56 @@ describe('chart: values.schema.json rejects bad values', function () {
       message: /at '\/webhook\/tls'/,
     },
     {
+      name: 'an unknown webhook scaling route',
+      values: { webhook: { scalingRoute: 'keda' } },
+      message: /at '\/webhook\/scalingRoute': value must be one of 'afterlife', 'autoscaler-keda'/,
+    },
+    {
+      name: "an unknown autoscaler default metric (Knative's rps is an annotation alias, not a default)",
+      values: { autoscaler: { defaults: { metric: 'rps' } } },
+      message: /at '\/autoscaler\/defaults\/metric'/,
+    },
+    {
+      name: 'an autoscaler cooldown given as a duration string (the value is whole seconds)',
+      values: { autoscaler: { defaults: { cooldownSeconds: '30s' } } },
+      message: /at '\/autoscaler\/defaults\/cooldownSeconds': got string, want integer/,
+    },
+    {
+      name: 'an autoscaler default max scale of 0 (KEDA needs a bound)',
+      values: { autoscaler: { defaults: { maxScale: 0 } } },
+      message: /at '\/autoscaler\/defaults\/maxScale'/,
+    },
+    {
+      name: 'an autoscaler target below 0.01',
+      values: { autoscaler: { defaults: { target: 0 } } },
+      message: /at '\/autoscaler\/defaults\/target'/,
+    },
+    {
+      name: 'an unknown key in the autoscaler defaults',
+      values: { autoscaler: { defaults: { minScale: 1 } } },
+      message: /additional properties 'minScale' not allowed/,
+    },
+    {
+      name: 'a scaler address without a port',
+      values: { autoscaler: { scalerAddress: 'afterlife-scaler.afterlife-system.svc' } },
+      message: /at '\/autoscaler\/scalerAddress'/,
+    },
+    {
+      name: 'a watched namespace that is not a namespace name',
+      values: { autoscaler: { watchNamespaces: ['Team_A'] } },
+      message: /at '\/autoscaler\/watchNamespaces\/0'/,
+    },
+    {
+      name: 'an autoscaler env var the chart derives from values (the Lease name)',
+      values: { autoscaler: { extraEnv: { AFTERLIFE_AUTOSCALER_LEASE_NAME: 'mine' } } },
+      message: /additional properties 'AFTERLIFE_AUTOSCALER_LEASE_NAME' not allowed/,
+    },
+    {
+      name: 'an autoscaler env var documented as not settable (the class)',
+      values: { autoscaler: { extraEnv: { AFTERLIFE_AUTOSCALER_CLASS: 'other' } } },
+      message: /additional properties 'AFTERLIFE_AUTOSCALER_CLASS' not allowed/,
+    },
+    {
       name: 'an existing TLS Secret without its CA',
       values: { webhook: { tls: { autoGenerate: false, existingSecret: 'my-tls' } } },
       message: /at '\/webhook\/tls\/caBundle': minLength/,

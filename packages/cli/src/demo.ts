@@ -1,18 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type EventOutcome, percentile, sendBurst, sendEvent, startLocalAfterlife } from '@afterlife/conformance';
+import { AFTERLIFE_AUTOSCALER_CLASS, countsOf, fetchCounts, type Logger } from '@afterlife/core';
+import { applyObjects, trackPodStarts, waitFor } from '@afterlife/devcluster';
 import {
-  type EventOutcome,
-  type KnativeTemplate,
-  materializeRevision,
-  percentile,
-  type ScaledObjectOverride,
-  sendBurst,
-  sendEvent,
-  startLocalAfterlife,
-} from '@afterlife/conformance';
-import { countsOf, fetchCounts, type Logger } from '@afterlife/core';
-import { applyObjects, trackPodStarts } from '@afterlife/devcluster';
-import {
-  ANNOTATION_SCALED_OBJECT_OVERRIDE,
+  ANNOTATION_AUTOSCALING_CLASS,
   LABEL_RUNTIME,
   LABEL_SCALING,
   RUNTIME_WASMEDGE,
@@ -33,6 +24,11 @@ export interface DemoOptions {
 
 const NAMESPACE = 'afterlife-demo';
 const FUNCTION = 'echo';
+/** Knative names the first revision `<service>-00001` and its Deployment `<revision>-deployment`. */
+const REVISION = `${FUNCTION}-00001`;
+const DEPLOYMENT = `${REVISION}-deployment`;
+/** The burst's replica cap (`autoscaling.knative.dev/max-scale`). */
+const MAX_SCALE = 4;
 
 interface Profile {
   readonly idleMs: number;
@@ -61,7 +57,8 @@ const PROFILES: Record<'short' | 'full', Profile> = {
 
 /**
  * The main job: a real local cluster with a real node (kubelet + containerd, Wasm through the
- * `wasmedge` handler), Afterlife's webhook, gateway and scaler as processes, the reference Wasm function deployed for Afterlife, CloudEvents load in phases,
+ * `wasmedge` handler), Knative Serving's real controllers, Afterlife's webhook, gateway, scaler and
+ * autoscaler as processes, the reference Wasm function as a Knative Service, CloudEvents load in phases,
  * and a report that shows 0 → 1 → N → 0 with every event delivered.
  */
 export async function runDemo(options: DemoOptions): Promise<DemoReport> {
@@ -77,6 +74,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 
     print('▸ deploying the function as a Knative Service labelled for Afterlife…');
     const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    const apps = kubeConfig.makeApiClient(AppsV1Api);
     const knativeService = (await custom.createNamespacedCustomObject({
       group: 'serving.knative.dev',
       version: 'v1',
@@ -90,43 +88,80 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
           namespace: NAMESPACE,
           labels: { [LABEL_RUNTIME]: RUNTIME_WASMEDGE, [LABEL_SCALING]: SCALING_EVENTS },
         },
-        spec: { template: { spec: { containers: [{ image: image.reference, ports: [{ containerPort: 8080 }] }] } } },
+        spec: {
+          template: {
+            metadata: {
+              annotations: {
+                'autoscaling.knative.dev/max-scale': String(MAX_SCALE),
+                'afterlife.dev/cooldown-seconds': String(profile.cooldownSeconds),
+                'afterlife.dev/polling-interval-seconds': '1',
+              },
+            },
+            spec: { containers: [{ image: image.reference, ports: [{ containerPort: 8080 }] }] },
+          },
+        },
       },
     })) as KnativeService;
     const template = knativeService.spec.template;
     const injected = template.spec.runtimeClassName === 'wasmedge';
-    const override = template.metadata?.annotations?.[ANNOTATION_SCALED_OBJECT_OVERRIDE];
+    const autoscalingClass = template.metadata?.annotations?.[ANNOTATION_AUTOSCALING_CLASS];
     print(
-      `  webhook injected runtimeClassName=${template.spec.runtimeClassName ?? '(none)'}, variant=${template.metadata?.annotations?.['module.wasm.image/variant'] ?? '(none)'}`,
+      `  webhook injected runtimeClassName=${template.spec.runtimeClassName ?? '(none)'}, variant=${template.metadata?.annotations?.['module.wasm.image/variant'] ?? '(none)'}, class=${autoscalingClass ?? '(none)'}`,
     );
-    if (!override) throw new CliError('DEMO_FAILED', 'the webhook did not add the scaled-object override');
+    if (autoscalingClass !== AFTERLIFE_AUTOSCALER_CLASS) {
+      throw new CliError('DEMO_FAILED', `the webhook did not set the ${AFTERLIFE_AUTOSCALER_CLASS} autoscaling class`);
+    }
 
-    // What Knative's controller and autoscaler-keda do for the revision: a Deployment from the
-    // (mutated) template, a Service over it, and a ScaledObject from the override annotation.
-    await materializeRevision(kubeConfig, {
-      namespace: NAMESPACE,
-      name: FUNCTION,
-      template,
-      override: JSON.parse(override) as ScaledObjectOverride,
-      cooldownSeconds: profile.cooldownSeconds,
-    });
+    // Knative's controller makes the revision (started once at its initial scale); the Afterlife
+    // autoscaler gives it a ScaledObject, marks it Ready and lets KEDA take it to zero.
+    print(`▸ waiting for Knative revision ${REVISION} to be Ready, routed and back at 0 replicas…`);
+    await waitFor(
+      `revision ${REVISION} Ready at 0 replicas`,
+      async () => {
+        const [revision, deployment, route] = await Promise.all([
+          custom.getNamespacedCustomObject({
+            group: 'serving.knative.dev',
+            version: 'v1',
+            namespace: NAMESPACE,
+            plural: 'revisions',
+            name: REVISION,
+          }) as Promise<{ status?: { conditions?: { type: string; status: string }[] } }>,
+          apps.readNamespacedDeployment({ name: DEPLOYMENT, namespace: NAMESPACE }),
+          // The gateway routes by the Route's traffic, which follows the Revision turning Ready.
+          custom.getNamespacedCustomObject({
+            group: 'serving.knative.dev',
+            version: 'v1',
+            namespace: NAMESPACE,
+            plural: 'routes',
+            name: FUNCTION,
+          }) as Promise<{ status?: { traffic?: { revisionName?: string; percent?: number }[] } }>,
+        ]);
+        const routed = route.status?.traffic?.some((t) => t.revisionName === REVISION && (t.percent ?? 0) > 0);
+        const ready = revision.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        const atZero = (deployment.spec?.replicas ?? 0) === 0 && (deployment.status?.readyReplicas ?? 0) === 0;
+        return ready && atZero && routed ? true : undefined;
+      },
+      { timeoutMs: 180_000, intervalMs: 250, guard: () => local.assertHealthy() },
+    );
+    print(`  ${REVISION} Ready at 0 replicas at ${(clock() / 1000).toFixed(1)}s`);
 
     // Every function pod's start, from a watch (the API's timestamps have 1 s resolution).
-    const podStarts = await trackPodStarts(kubeConfig, NAMESPACE, { labelSelector: `app=${FUNCTION}` });
+    const podStarts = await trackPodStarts(kubeConfig, NAMESPACE, {
+      labelSelector: `serving.knative.dev/revision=${REVISION}`,
+    });
     // Sampling: replicas from the API, held/in-flight/delivered from the gateway.
     const samples: Sample[] = [];
     const phases: PhaseSpan[] = [];
     const events: EventOutcome[] = [];
-    const apps = kubeConfig.makeApiClient(AppsV1Api);
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
         try {
           const [deployment, counts] = await Promise.all([
-            apps.readNamespacedDeployment({ name: FUNCTION, namespace: NAMESPACE }),
+            apps.readNamespacedDeployment({ name: DEPLOYMENT, namespace: NAMESPACE }),
             fetchCounts(`http://127.0.0.1:${ports.gatewayAdmin}`),
           ]);
-          const fn = countsOf(counts, { namespace: NAMESPACE, name: FUNCTION });
+          const fn = countsOf(counts, { namespace: NAMESPACE, name: REVISION });
           samples.push({
             t: clock(),
             desiredReplicas: deployment.spec?.replicas ?? 0,
@@ -210,7 +245,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     // Pod first seen (created by the ReplicaSet) → Ready, for each Wasm pod that started.
     const coldStarts = podStarts
       .starts()
-      .filter((start) => start.ready !== undefined)
+      .filter((start) => start.fromCreation && start.ready !== undefined)
       .map((start) => (start.ready ?? 0) - start.firstSeen);
     const summary = summarize(samples, events, {
       firstEventLatencyMs: first.latencyMs,
@@ -261,7 +296,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 }
 
 interface KnativeService {
-  spec: { template: KnativeTemplate };
+  spec: {
+    template: {
+      metadata?: { annotations?: Record<string, string> };
+      spec: { runtimeClassName?: string };
+    };
+  };
 }
 
 const ms = (value: number): string => (Number.isFinite(value) ? `${value.toFixed(0)}ms` : '-');

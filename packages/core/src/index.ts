@@ -48,6 +48,7 @@ export {
   type RestartableInformer,
 } from './informer.ts';
 export {
+  AFTERLIFE_AUTOSCALER_CLASS,
   CONFIG_DEPLOYMENT,
   CONFIG_FEATURES,
   enableFlagCommand,
@@ -65,3 +66,4 @@ export {
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './logger.ts';
 export { createMetricsRegistry, LATENCY_BUCKETS_SECONDS } from './metrics.ts';
 export { EXIT_CODES, exitAfterFlush, type MainOptions, runMain, type Stoppable } from './process.ts';
+export { closestMatch, editDistance } from './suggest.ts';

@@ -11,6 +11,8 @@ export const RUNTIME_CLASS_FLAG = 'kubernetes.podspec-runtimeclassname';
 /** The `config-deployment` key (Knative >= 1.15) that maps a RuntimeClass to revision-label selectors. */
 export const RUNTIME_CLASS_NAME_KEY = 'runtime-class-name';
 export const CONFIG_FEATURES = 'config-features';
+/** The PodAutoscaler class the Afterlife autoscaler owns (`autoscaling.knative.dev/class` on a revision template). */
+export const AFTERLIFE_AUTOSCALER_CLASS = 'afterlife.dev';
 export const CONFIG_DEPLOYMENT = 'config-deployment';
 
 /** One entry of `config-deployment` `runtime-class-name`; no selector matches every revision. */

@@ -8,6 +8,8 @@ export interface PodStart {
   readonly name: string;
   readonly uid: string;
   readonly firstSeen: number;
+  /** Seen before it was scheduled, so the timestamps measure its whole start. */
+  readonly fromCreation: boolean;
   readonly scheduled?: number;
   /** Sandbox and network ready (PodReadyToStartContainers, or a pod IP). */
   readonly sandboxReady?: number;
@@ -42,7 +44,10 @@ export async function trackPodStarts(
       const name = pod.metadata?.name ?? '';
       const uid = pod.metadata?.uid ?? '';
       const previous = starts.get(name);
-      const seen = previous && previous.uid === uid ? previous : { name, uid, firstSeen: now, pod };
+      const seen =
+        previous && previous.uid === uid
+          ? previous
+          : { name, uid, firstSeen: now, fromCreation: !pod.spec?.nodeName, pod };
       const condition = (type: string) => pod.status?.conditions?.some((c) => c.type === type && c.status === 'True');
       const podIp = pod.status?.podIP || undefined;
       const statuses = pod.status?.containerStatuses ?? [];

@@ -6,8 +6,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ensureComponent } from './binaries.ts';
 import { DevCluster, type DevClusterState, readClusterState, reapOrphanClusters } from './cluster.ts';
+import { DEFAULT_QUEUE_SIDECAR_IMAGE, type KnativeServing, startKnativeServing } from './knative.ts';
+import { KubeRequestError, kubeRequest } from './kube.ts';
 import { reapOrphanNetns } from './netns.ts';
 import { type Component, PACKAGE_ROOT } from './paths.ts';
+import { waitFor } from './wait.ts';
 
 /** The env var `exec` sets so every test process shares one running cluster. */
 export const STATE_DIR_ENV = 'AFTERLIFE_DEVCLUSTER_STATE_DIR';
@@ -162,6 +165,87 @@ export function useCluster(options: { namespacePrefix?: string } = {}): TestClus
           `no binary named ${name} in the test cluster (have: ${Object.keys(cluster?.binaries ?? {}).join(', ')})`,
         );
       return path;
+    },
+  };
+}
+
+export interface TestKnative {
+  /** The queue-proxy image Knative puts beside every revision container. */
+  readonly queueImage: string;
+  /** Throws when a Knative process started here has died (undefined-safe for external clusters). */
+  assertHealthy(): void;
+}
+
+/**
+ * Registers mocha hooks that make Knative Serving's real webhook and controllers available to the
+ * enclosing describe() (call after `useCluster`): an external cluster or a devcluster already
+ * running them is used as is, otherwise they are started here and stopped afterwards — after
+ * the namespace's Knative Services are deleted, since their finalizers need the controllers.
+ */
+export function useKnativeServing(cluster: TestCluster, options: { hpa?: boolean } = {}): TestKnative {
+  let serving: KnativeServing | undefined;
+  let queueImage = DEFAULT_QUEUE_SIDECAR_IMAGE;
+  before(async function () {
+    // A cold machine builds the Knative components first.
+    this.timeout(30 * 60_000);
+    const state = cluster.state;
+    queueImage = state?.images.queue ?? queueImage;
+    if (!state || state.pids['knative-controller'] !== undefined) {
+      const deployment = (await kubeRequest(
+        cluster.kubeConfig,
+        'GET',
+        '/api/v1/namespaces/knative-serving/configmaps/config-deployment',
+      )) as { data?: Record<string, string> };
+      queueImage = deployment.data?.['queue-sidecar-image'] ?? queueImage;
+      return;
+    }
+    const knative = await ensureComponent('knative');
+    serving = await startKnativeServing({
+      kubeConfig: cluster.kubeConfig,
+      kubeconfigPath: cluster.kubeconfigPath,
+      stateDir: state.stateDir,
+      logDir: join(state.stateDir, 'logs'),
+      binDir: knative,
+      configDir: join(knative, 'config'),
+      networkingDir: await ensureComponent('knative-networking'),
+      ...(options.hpa === false ? {} : { hpaBinDir: knative }),
+      ...(state.registry ? { registry: state.registry } : {}),
+      ...(state.images.queue ? { queueSidecarImage: state.images.queue } : {}),
+    });
+  });
+  after(async function () {
+    this.timeout(90_000);
+    try {
+      const path = (resource: string) => `/apis/serving.knative.dev/v1/namespaces/${cluster.namespace}/${resource}`;
+      await kubeRequest(cluster.kubeConfig, 'DELETE', path('services')).catch(() => undefined);
+      await waitFor(
+        'Knative objects deleted',
+        async () => {
+          const counts = await Promise.all(
+            ['services', 'revisions'].map(async (resource) => {
+              try {
+                return ((await kubeRequest(cluster.kubeConfig, 'GET', path(resource))) as { items: unknown[] }).items
+                  .length;
+              } catch (error) {
+                if (error instanceof KubeRequestError && error.status === 404) return 0;
+                throw error;
+              }
+            }),
+          );
+          return counts.every((count) => count === 0) ? true : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      ).catch((error: unknown) => process.stderr.write(`${String(error)}\n`));
+    } finally {
+      await serving?.stop();
+    }
+  });
+  return {
+    get queueImage() {
+      return queueImage;
+    },
+    assertHealthy() {
+      serving?.assertHealthy();
     },
   };
 }

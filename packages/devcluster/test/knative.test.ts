@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { ensureComponent } from '../src/binaries.ts';
-import { DEFAULT_QUEUE_SIDECAR_IMAGE, type KnativeServing, startKnativeServing } from '../src/knative.ts';
 import { KubeRequestError, kubeRequest } from '../src/kube.ts';
-import { useCluster } from '../src/testing.ts';
+import { useCluster, useKnativeServing } from '../src/testing.ts';
 import { waitFor } from '../src/wait.ts';
 
 interface Condition {
@@ -27,8 +24,7 @@ const UNPULLABLE_IMAGE = 'dev.local/afterlife/hello:1';
 describe('Knative Serving controllers on the devcluster', function () {
   this.timeout(120_000);
   const cluster = useCluster({ namespacePrefix: 'kn' });
-  let serving: KnativeServing | undefined;
-  let queueImage = DEFAULT_QUEUE_SIDECAR_IMAGE;
+  const knative = useKnativeServing(cluster);
   /** The reference function as a native image: revision pods really run it beside the real queue-proxy. */
   let runnableImage = '';
 
@@ -36,7 +32,7 @@ describe('Knative Serving controllers on the devcluster', function () {
   const ns = (group: string, resource: string, name = ''): string =>
     `${group}/namespaces/${cluster.namespace}/${resource}${name ? `/${name}` : ''}`;
   const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> =>
-    waitFor(what, probe, { timeoutMs, intervalMs: 250, guard: () => serving?.assertHealthy() });
+    waitFor(what, probe, { timeoutMs, intervalMs: 250, guard: () => knative.assertHealthy() });
   const condition = (object: Obj, type: string): Condition | undefined =>
     object.status?.conditions?.find((c) => c.type === type);
   const createService = (name: string, annotations: Record<string, string> = {}, image = UNPULLABLE_IMAGE) =>
@@ -47,60 +43,9 @@ describe('Knative Serving controllers on the devcluster', function () {
       spec: { template: { metadata: { annotations }, spec: { containers: [{ image }] } } },
     });
 
-  before(async function () {
-    // A cold machine builds the Knative components first.
-    this.timeout(30 * 60_000);
-    const state = cluster.state;
-    runnableImage = state?.images.echoNative ?? '';
-    queueImage = state?.images.queue ?? queueImage;
+  before(function () {
+    runnableImage = cluster.state?.images.echoNative ?? '';
     if (!runnableImage) this.skip();
-    // An external cluster (AFTERLIFE_TEST_KUBECONFIG) or a devcluster already running Knative is used as is.
-    if (!state || state.pids['knative-controller'] !== undefined) {
-      const deployment = await get<{ data?: Record<string, string> }>(
-        '/api/v1/namespaces/knative-serving/configmaps/config-deployment',
-      );
-      queueImage = deployment.data?.['queue-sidecar-image'] ?? queueImage;
-      return;
-    }
-    const knative = await ensureComponent('knative');
-    const started = performance.now();
-    serving = await startKnativeServing({
-      kubeConfig: cluster.kubeConfig,
-      kubeconfigPath: cluster.kubeconfigPath,
-      stateDir: state.stateDir,
-      logDir: join(state.stateDir, 'logs'),
-      binDir: knative,
-      configDir: join(knative, 'config'),
-      networkingDir: await ensureComponent('knative-networking'),
-      hpaBinDir: knative,
-      ...(state.registry ? { registry: state.registry } : {}),
-      ...(state.images.queue ? { queueSidecarImage: state.images.queue } : {}),
-    });
-    console.log(
-      `      Knative Serving ready in ${((performance.now() - started) / 1000).toFixed(1)} s ${JSON.stringify(serving.timings)}`,
-    );
-  });
-
-  after(async function () {
-    this.timeout(90_000);
-    try {
-      // Knative objects must be gone while the controllers still run, or their finalizers hang the namespace.
-      const services = ns('/apis/serving.knative.dev/v1', 'services');
-      await kubeRequest(cluster.kubeConfig, 'DELETE', services).catch(() => undefined);
-      await waitFor(
-        'Knative objects deleted',
-        async () => {
-          const [ksvcs, revisions] = await Promise.all([
-            get<{ items: unknown[] }>(services),
-            get<{ items: unknown[] }>(ns('/apis/serving.knative.dev/v1', 'revisions')),
-          ]);
-          return ksvcs.items.length + revisions.items.length === 0 ? true : undefined;
-        },
-        { timeoutMs: 60_000, intervalMs: 500 },
-      ).catch((error: unknown) => console.error(String(error)));
-    } finally {
-      await serving?.stop();
-    }
   });
 
   it('turns a Service into a Configuration, a Revision and a Deployment with user-container and queue-proxy', async () => {
@@ -124,7 +69,7 @@ describe('Knative Serving controllers on the devcluster', function () {
       ['user-container', 'queue-proxy'],
     );
     assert.equal(containers[0]?.image, UNPULLABLE_IMAGE, 'tag resolution is off for the image');
-    assert.equal(containers[1]?.image, queueImage);
+    assert.equal(containers[1]?.image, knative.queueImage);
     // Default class is KPA; no KPA autoscaler runs, so its PodAutoscaler is created but never reconciled.
     const pa = await until<Obj>('PodAutoscaler hello-00001', () =>
       get(ns('/apis/autoscaling.internal.knative.dev/v1alpha1', 'podautoscalers', 'hello-00001')),

@@ -81,6 +81,7 @@ const config = loadConfig({
   AFTERLIFE_GATEWAY_PENDING_LIMIT: String(HELD * 3),
   AFTERLIFE_GATEWAY_COLD_START_TIMEOUT: '10m',
   AFTERLIFE_GATEWAY_REPLICA_CONCURRENCY: String(CONCURRENCY * 2),
+  AFTERLIFE_GATEWAY_DISCOVERY: 'service', // plain functions fed through gateway.endpoints
 });
 const gateway = await startGateway(config, {
   logger: createLogger('bench', { level: 'silent' }),

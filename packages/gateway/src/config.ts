@@ -1,9 +1,13 @@
 import { hostname } from 'node:os';
 import { ConfigError, type Environment, EnvReader, freezeConfig, LOG_LEVELS, type LogLevel } from '@afterlife/core';
 
-/** How a function `namespace/name` is mapped to the Kubernetes Services whose EndpointSlices are its endpoints. */
-export type DiscoveryMode = 'service' | 'label';
-export const DISCOVERY_MODES: readonly DiscoveryMode[] = ['service', 'label'];
+/**
+ * How a function `namespace/name` is found: `knative` — a Knative Service, routed through its
+ * Route's traffic to revisions (each revision is held, delivered to and counted on its own);
+ * `service` / `label` — plain Kubernetes Services whose EndpointSlices are its endpoints.
+ */
+export type DiscoveryMode = 'knative' | 'service' | 'label';
+export const DISCOVERY_MODES: readonly DiscoveryMode[] = ['knative', 'service', 'label'];
 
 export interface GatewayConfig {
   /** Stable id of this replica in counts snapshots (pod name in a cluster). */
@@ -35,7 +39,7 @@ export interface GatewayConfig {
   readonly discovery: DiscoveryMode;
   /** Label naming the function on a Service (discovery `label`). */
   readonly functionLabel: string;
-  /** Extra label selector ANDed to the Service match (e.g. Knative private services). */
+  /** Extra label selector ANDed to the Service match (discovery `knative`: to the Route match). */
   readonly serviceSelector: string;
   /** Namespaces to watch; empty = all namespaces. */
   readonly namespaces: readonly string[];
@@ -96,7 +100,7 @@ export function loadConfig(env: Environment): Readonly<GatewayConfig> {
     bodyLimitBytes,
     retryAfterSeconds: Math.ceil(read.duration('AFTERLIFE_GATEWAY_RETRY_AFTER', 2000, { min: 0 }) / 1000),
     ejectMs: read.duration('AFTERLIFE_GATEWAY_EJECT_TIME', 5000, { min: 10 }),
-    discovery: read.oneOf('AFTERLIFE_GATEWAY_DISCOVERY', DISCOVERY_MODES, 'service'),
+    discovery: read.oneOf('AFTERLIFE_GATEWAY_DISCOVERY', DISCOVERY_MODES, 'knative'),
     functionLabel,
     serviceSelector: read.string('AFTERLIFE_GATEWAY_SERVICE_SELECTOR', ''),
     namespaces: read.list('AFTERLIFE_GATEWAY_NAMESPACES'),

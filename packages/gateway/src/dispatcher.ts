@@ -303,6 +303,26 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     return { drained, abandoned };
   }
 
+  /**
+   * Answers every event held for `ref` with `error` at once; deliveries in flight go on. For a
+   * caller that can send those events elsewhere (the Knative router, when a revision is gone).
+   */
+  releaseHeld(ref: FunctionRef, error: GatewayError): number {
+    const state = this.#functions.get(functionKey(ref));
+    if (state === undefined) return 0;
+    let released = 0;
+    for (let job = state.shift(); job !== undefined; job = state.shift()) {
+      state.pending -= 1;
+      released += 1;
+      this.#fail(state, job, error);
+    }
+    state.coldSince = undefined;
+    this.#scheduleExpiry(state);
+    this.#forgetIfGone(state);
+    if (released > 0) this.#changed();
+    return released;
+  }
+
   /** Stops timers and listeners (does not settle outstanding events; use `drain` for that). */
   close(): void {
     this.#table.off('change', this.#onTable);
@@ -401,6 +421,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     }
     if (state.pending === 0) state.coldSince = undefined;
     this.#scheduleExpiry(state);
+    this.#forgetIfGone(state);
     if (changed) this.#changed();
   }
 
@@ -410,6 +431,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     this.#fail(state, job, new GatewayError('SENDER_GONE', 'the sender disconnected while the event was held'));
     if (state.pending === 0) state.coldSince = undefined;
     this.#scheduleExpiry(state);
+    this.#forgetIfGone(state);
     this.#changed();
   }
 
@@ -530,7 +552,17 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
 
   #afterDelivery(state: FunctionState): void {
     this.#pump(state);
+    this.#forgetIfGone(state);
     this.#changed();
+  }
+
+  /** Drops an idle function the table no longer knows (revisions come and go with every rollout). */
+  #forgetIfGone(state: FunctionState): void {
+    if (state.pending > 0 || state.inFlight > 0 || this.#table.has(state.ref)) return;
+    if (this.#functions.get(state.key) !== state) return;
+    clearTimeout(state.expiryTimer);
+    clearTimeout(state.ejectTimer);
+    this.#functions.delete(state.key);
   }
 
   /** Hands held events to endpoints with free capacity, oldest first. */
@@ -567,9 +599,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     state.setEndpoints(endpoints ?? []);
     this.#logger?.debug({ function: state.key, endpoints: state.order.map((e) => e.key) }, 'endpoints changed');
     if (endpoints === undefined && state.pending === 0 && state.inFlight === 0) {
-      clearTimeout(state.expiryTimer);
-      clearTimeout(state.ejectTimer);
-      this.#functions.delete(state.key);
+      this.#forgetIfGone(state);
       this.#changed();
       return;
     }

@@ -2,8 +2,12 @@ import { AfterlifeError } from '@afterlife/core';
 
 /** Every code the gateway raises, with the HTTP status its sender gets. */
 export type GatewayErrorCode =
-  /** No function of that name is known (no Service). */
+  /** No function of that name is known (no Service; in `knative` discovery no Route). */
   | 'UNKNOWN_FUNCTION'
+  /** The function's Route exists but sends no traffic to any revision yet (nothing was accepted). */
+  | 'NO_ROUTABLE_REVISION'
+  /** The revision an event was held for no longer exists; the router sends the event elsewhere. */
+  | 'REVISION_GONE'
   /** The function already holds as many events as allowed. */
   | 'PENDING_LIMIT'
   /** No endpoint became ready within the cold-start timeout. */
@@ -27,6 +31,8 @@ export type GatewayErrorCode =
 
 const STATUS: Record<GatewayErrorCode, number> = {
   UNKNOWN_FUNCTION: 404,
+  NO_ROUTABLE_REVISION: 503,
+  REVISION_GONE: 503,
   PENDING_LIMIT: 503,
   COLD_START_TIMEOUT: 504,
   DELIVERY_FAILED: 502,
@@ -39,6 +45,14 @@ const STATUS: Record<GatewayErrorCode, number> = {
   REPLY_ABORTED: 502,
 };
 
+const RETRYABLE: ReadonlySet<GatewayErrorCode> = new Set<GatewayErrorCode>([
+  'PENDING_LIMIT',
+  'COLD_START_TIMEOUT',
+  'SHUTTING_DOWN',
+  'NO_ROUTABLE_REVISION',
+  'REVISION_GONE',
+]);
+
 /** Why an accepted (or refused) event did not reach the function, with the HTTP status its sender gets. */
 export class GatewayError extends AfterlifeError<GatewayErrorCode> {
   readonly status: number;
@@ -48,7 +62,7 @@ export class GatewayError extends AfterlifeError<GatewayErrorCode> {
   constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.status = STATUS[code];
-    this.retryable = code === 'PENDING_LIMIT' || code === 'COLD_START_TIMEOUT' || code === 'SHUTTING_DOWN';
+    this.retryable = RETRYABLE.has(code);
   }
 }
 

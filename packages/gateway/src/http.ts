@@ -5,6 +5,7 @@ import type { Dispatcher } from './dispatcher.ts';
 import { GatewayError } from './errors.ts';
 import { EventValidationError, parseEvents } from './events.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import type { EventRouter } from './routes.ts';
 import type { CountsBroadcaster } from './stream.ts';
 import type { Reply } from './transport.ts';
 
@@ -30,12 +31,15 @@ function sendReply(res: Response, reply: Reply): void {
 /** The events port: `POST /ns/:namespace/fn/:name` with binary, structured or batch CloudEvents. */
 export function createEventsApp(options: {
   dispatcher: Dispatcher;
+  /** Resolves the function before the dispatcher (discovery `knative`); default: the dispatcher itself. */
+  router?: EventRouter;
   metrics: GatewayMetrics;
   logger: Logger;
   bodyLimitBytes: number;
   retryAfterSeconds: number;
 }): express.Express {
   const { dispatcher, metrics, logger, retryAfterSeconds } = options;
+  const router = options.router ?? dispatcher;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -60,7 +64,7 @@ export function createEventsApp(options: {
       });
       let deliveries: Promise<Reply>[];
       try {
-        deliveries = dispatcher.submit(ref, parsed.events, gone.signal);
+        deliveries = router.submit(ref, parsed.events, gone.signal);
       } catch (error) {
         if (!(error instanceof GatewayError)) throw error;
         sendGatewayError(res, error, retryAfterSeconds);

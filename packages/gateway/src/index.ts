@@ -18,6 +18,18 @@ export {
 } from './events.ts';
 export { createAdminRoutes, createEventsApp } from './http.ts';
 export {
+  type KnativeNamespaceView,
+  type KnativeRoute,
+  KnativeRouteWatcher,
+  knativeNamespaceView,
+  PRIVATE_SLICE_SELECTOR,
+  REVISION_LABEL,
+  type RevisionSlice,
+  revisionSlice,
+  SERVICE_TYPE_LABEL,
+  trafficOfRoute,
+} from './knative.ts';
+export {
   type DiscoveryOptions,
   functionOfService,
   KubeEndpointWatcher,
@@ -26,6 +38,16 @@ export {
 } from './kube.ts';
 export { COLD_START_BUCKETS_SECONDS, GatewayMetrics } from './metrics.ts';
 export { RateWindow } from './rate.ts';
+export {
+  type EventRouter,
+  KnativeRouter,
+  pickRevision,
+  type RandomSource,
+  type RevisionWeight,
+  RouteTable,
+  routableRevisions,
+  type TrafficTarget,
+} from './routes.ts';
 export { type Gateway, type StartOptions, startGateway } from './server.ts';
 export { CountsBroadcaster, DEFAULT_STREAM_TIMING, type StreamTiming } from './stream.ts';
 export { HttpTransport, type Reply, type Transport } from './transport.ts';

@@ -53,6 +53,26 @@ export function functionOfService(service: V1Service, options: DiscoveryOptions)
 
 type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
+/** An informer over the EndpointSlices matching `labelSelector`, in one namespace or all. */
+export function endpointSliceInformer(
+  kubeConfig: KubeConfig,
+  namespace: string | undefined,
+  labelSelector: string,
+): Watched<V1EndpointSlice> {
+  const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
+  return makeInformer<V1EndpointSlice>(
+    kubeConfig,
+    namespace === undefined
+      ? '/apis/discovery.k8s.io/v1/endpointslices'
+      : `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
+    () =>
+      namespace === undefined
+        ? discovery.listEndpointSliceForAllNamespaces({ labelSelector })
+        : discovery.listNamespacedEndpointSlice({ namespace, labelSelector }),
+    labelSelector,
+  );
+}
+
 /**
  * Keeps an `EndpointTable` in sync with the cluster by watching Services (which functions
  * exist) and EndpointSlices (where their ready replicas are). Watch, never poll.
@@ -74,7 +94,6 @@ export class KubeEndpointWatcher {
     this.#options = options.discovery;
     this.#logger = options.logger;
     const core = options.kubeConfig.makeApiClient(CoreV1Api);
-    const discovery = options.kubeConfig.makeApiClient(DiscoveryV1Api);
     const serviceSelector = [
       options.discovery.discovery === 'label' ? options.discovery.functionLabel : '',
       options.discovery.serviceSelector,
@@ -96,17 +115,7 @@ export class KubeEndpointWatcher {
               ),
         selector,
       );
-      const slices = makeInformer<V1EndpointSlice>(
-        options.kubeConfig,
-        namespace === undefined
-          ? '/apis/discovery.k8s.io/v1/endpointslices'
-          : `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
-        () =>
-          namespace === undefined
-            ? discovery.listEndpointSliceForAllNamespaces({ labelSelector: SERVICE_NAME_LABEL })
-            : discovery.listNamespacedEndpointSlice({ namespace, labelSelector: SERVICE_NAME_LABEL }),
-        SERVICE_NAME_LABEL,
-      );
+      const slices = endpointSliceInformer(options.kubeConfig, namespace, SERVICE_NAME_LABEL);
       for (const informer of [services, slices] as Watched<KubernetesObject>[]) {
         informer.on('change', (object) => this.#recompute(object.metadata?.namespace ?? ''));
       }

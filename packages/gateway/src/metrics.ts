@@ -1,6 +1,7 @@
 import { createMetricsRegistry, LATENCY_BUCKETS_SECONDS } from '@afterlife/core';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
+/** `function` is the function's name, or in discovery `knative` the revision's (the unit held and counted). */
 const FN_LABELS = ['namespace', 'function'] as const;
 
 /** Cold starts take seconds to minutes, not milliseconds. */
@@ -49,7 +50,7 @@ export class GatewayMetrics {
     });
     this.rejected = new Counter({
       name: 'afterlife_gateway_events_rejected_total',
-      help: 'Requests refused before acceptance (invalid event, unknown function, pending limit, shutting down).',
+      help: 'Requests refused before acceptance (invalid event, unknown function, no routable revision, pending limit, shutting down).',
       labelNames: ['reason'],
       registers,
     });

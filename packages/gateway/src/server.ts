@@ -5,13 +5,18 @@ import type { GatewayConfig } from './config.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { EndpointTable } from './endpoints.ts';
 import { createAdminRoutes, createEventsApp } from './http.ts';
+import { KnativeRouteWatcher } from './knative.ts';
 import { KubeEndpointWatcher } from './kube.ts';
 import { GatewayMetrics } from './metrics.ts';
+import { KnativeRouter, type RandomSource, RouteTable } from './routes.ts';
 import { CountsBroadcaster, DEFAULT_STREAM_TIMING, type StreamTiming } from './stream.ts';
 import { HttpTransport, type Transport } from './transport.ts';
 
 export interface StartOptions {
-  /** Watch EndpointSlices with this config; without it, only `gateway.endpoints` (programmatic) feeds endpoints. */
+  /**
+   * Watch the cluster with this config (Routes and EndpointSlices, or Services and EndpointSlices,
+   * by discovery mode); without it only `gateway.routes` and `gateway.endpoints` (programmatic) feed it.
+   */
   readonly kubeConfig?: KubeConfig;
   readonly logger?: Logger;
   /** Replace the HTTP delivery (rarely needed). */
@@ -19,13 +24,20 @@ export interface StartOptions {
   readonly streamTiming?: StreamTiming;
   /** Register Node.js process metrics (default true). */
   readonly defaultMetrics?: boolean;
+  /** Picks among a Route's revisions (discovery `knative`); default `Math.random`. */
+  readonly random?: RandomSource;
 }
 
 export interface Gateway {
   readonly eventsPort: number;
   readonly adminPort: number;
-  /** Known functions and their ready endpoints; set entries yourself when running without a cluster. */
+  /**
+   * Known functions (discovery `knative`: revisions) and their ready endpoints; set entries
+   * yourself when running without a cluster.
+   */
   readonly endpoints: EndpointTable;
+  /** Discovery `knative`: the functions (Knative Services) and their Routes' traffic; set routes yourself without a cluster. */
+  readonly routes: RouteTable;
   readonly dispatcher: Dispatcher;
   readonly metrics: GatewayMetrics;
   /**
@@ -39,6 +51,7 @@ export interface Gateway {
 export async function startGateway(config: Readonly<GatewayConfig>, options: StartOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger('gateway', { level: config.logLevel });
   const endpoints = new EndpointTable();
+  const routes = new RouteTable();
   const metrics = new GatewayMetrics(
     options.defaultMetrics === undefined ? {} : { defaultMetrics: options.defaultMetrics },
   );
@@ -58,15 +71,37 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Sta
       ejectMs: config.ejectMs,
     },
   });
+  const router =
+    config.discovery === 'knative'
+      ? new KnativeRouter({
+          routes,
+          endpoints,
+          dispatcher,
+          metrics,
+          logger,
+          ...(options.random === undefined ? {} : { random: options.random }),
+        })
+      : undefined;
   const broadcaster = new CountsBroadcaster(dispatcher, options.streamTiming ?? DEFAULT_STREAM_TIMING);
+  const kubeConfig = options.kubeConfig;
   const watcher =
-    options.kubeConfig === undefined
+    kubeConfig === undefined
       ? undefined
-      : new KubeEndpointWatcher({ kubeConfig: options.kubeConfig, table: endpoints, discovery: config, logger });
+      : config.discovery === 'knative'
+        ? new KnativeRouteWatcher({
+            kubeConfig,
+            routes,
+            endpoints,
+            routeSelector: config.serviceSelector,
+            namespaces: config.namespaces,
+            logger,
+          })
+        : new KubeEndpointWatcher({ kubeConfig, table: endpoints, discovery: config, logger });
 
   const eventsServer = createServer(
     createEventsApp({
       dispatcher,
+      ...(router === undefined ? {} : { router }),
       metrics,
       logger,
       bodyLimitBytes: config.bodyLimitBytes,
@@ -87,6 +122,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Sta
     eventsPort = await listen(eventsServer, config.port, config.host);
   } catch (error) {
     await watcher?.stop();
+    router?.close();
     broadcaster.close();
     dispatcher.close();
     transport.close();
@@ -108,6 +144,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Sta
       else logger.warn({ abandoned }, 'drain timeout: remaining senders got 503');
       await closeServer(eventsServer, 1000);
       await watcher?.stop();
+      router?.close();
       transport.close();
       broadcaster.close();
       await adminServer.close();
@@ -115,5 +152,5 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Sta
     })();
     return closing;
   };
-  return { eventsPort, adminPort, endpoints, dispatcher, metrics, close };
+  return { eventsPort, adminPort, endpoints, routes, dispatcher, metrics, close };
 }

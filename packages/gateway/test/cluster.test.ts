@@ -1,76 +1,31 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createNetnsHost, freePort, type NetnsHost } from '@afterlife/devcluster';
+import { freePort } from '@afterlife/devcluster';
 import { useCluster } from '@afterlife/devcluster/testing';
 import { CoreV1Api, DiscoveryV1Api, type V1EndpointSlice } from '@kubernetes/client-node';
 import type { Gateway } from '../src/server.ts';
 import { counts, pendingOf, sendBinary, startTestGateway, waitFor } from './helpers.ts';
+import { type NetnsReceiver, NetnsReceivers, RECEIVER_PORT } from './netns-receivers.ts';
 
-const RECEIVER = fileURLToPath(new URL('./fixtures/receiver.mjs', import.meta.url));
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-const RECEIVER_PORT = 8080;
-
-interface Host {
-  readonly host: NetnsHost;
-  readonly child: ChildProcess;
-  readonly log: string;
-}
 
 describe('gateway on a real cluster (Services + EndpointSlices)', function () {
   this.timeout(120_000);
   const cluster = useCluster({ namespacePrefix: 'gateway' });
-  const hosts: Host[] = [];
+  const receivers = new NetnsReceivers();
   const gateways: Gateway[] = [];
   const processes: ChildProcess[] = [];
-  let dir = '';
-
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'afterlife-gateway-'));
-  });
 
   after(async () => {
     for (const child of processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await Promise.allSettled(gateways.map((gateway) => gateway.close()));
-    await Promise.allSettled(hosts.map(({ host }) => host.destroy()));
-    rmSync(dir, { recursive: true, force: true });
+    await receivers.close();
   });
 
-  /** A real HTTP receiver in its own network namespace, reachable at a pod-network address. */
-  async function receiverHost(name: string, delayMs = 0): Promise<Host> {
-    const host = await createNetnsHost({ label: `gw-${name}` });
-    const log = join(dir, `${name}.log`);
-    const child = host.spawn(process.execPath, [RECEIVER], {
-      env: {
-        ...process.env,
-        RECEIVER_PORT: String(RECEIVER_PORT),
-        RECEIVER_LOG: log,
-        RECEIVER_NAME: name,
-        RECEIVER_DELAY_MS: String(delayMs),
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const entry = { host, child, log };
-    hosts.push(entry);
-    let output = '';
-    child.stdout?.on('data', (chunk) => {
-      output += String(chunk);
-    });
-    await waitFor(() => output.includes('listening'), 15_000, `receiver ${name} to listen`);
-    return entry;
-  }
-
-  function received(host: Host): string[] {
-    try {
-      return readFileSync(host.log, 'utf8').split('\n').filter(Boolean);
-    } catch {
-      return [];
-    }
-  }
+  const receiverHost = (name: string, delayMs = 0) => receivers.start(name, delayMs);
+  const received = (receiver: NetnsReceiver) => receivers.received(receiver);
 
   async function createService(name: string, labels: Record<string, string> = {}): Promise<void> {
     await cluster.kubeConfig.makeApiClient(CoreV1Api).createNamespacedService({
@@ -113,6 +68,7 @@ describe('gateway on a real cluster (Services + EndpointSlices)', function () {
         AFTERLIFE_GATEWAY_HOST: '127.0.0.1',
         AFTERLIFE_GATEWAY_ID: id,
         AFTERLIFE_GATEWAY_NAMESPACES: cluster.namespace,
+        AFTERLIFE_GATEWAY_DISCOVERY: 'service',
         ...extra,
       },
       stdio: ['ignore', 'pipe', 'inherit'],

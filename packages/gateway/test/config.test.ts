@@ -16,7 +16,7 @@ describe('loadConfig', () => {
     assert.equal(config.replicaConcurrency, 10);
     assert.equal(config.rateWindowMs, 60_000);
     assert.equal(config.bodyLimitBytes, 1024 * 1024);
-    assert.equal(config.discovery, 'service');
+    assert.equal(config.discovery, 'knative');
     assert.equal(config.functionLabel, 'afterlife.dev/function');
     assert.deepEqual(config.namespaces, []);
     assert.ok(Object.isFrozen(config));

@@ -72,6 +72,8 @@ export function testConfig(extra: Environment = {}) {
     AFTERLIFE_GATEWAY_ID: 'gateway-test',
     AFTERLIFE_GATEWAY_LOG_LEVEL: 'silent',
     AFTERLIFE_GATEWAY_DRAIN_TIMEOUT: '1s',
+    // These tests feed plain functions; the Knative tests set `knative` themselves.
+    AFTERLIFE_GATEWAY_DISCOVERY: 'service',
     ...extra,
   });
 }

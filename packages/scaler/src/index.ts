@@ -30,6 +30,7 @@ export {
   type MetricKind,
   metricNameFor,
   parseTriggerMetadata,
+  TARGET_KEYS,
   type TriggerSpec,
 } from './metadata.ts';
 export { createScalerMetrics, type ScalerMetrics } from './metrics.ts';

@@ -1,12 +1,14 @@
-import { functionKey } from '@afterlife/core';
+import { closestMatch, functionKey } from '@afterlife/core';
 import { ScalerError } from './errors.ts';
 
 /** What the scaler reports for a function. `concurrency` = pending + in-flight. */
 export const METRICS = ['pending', 'concurrency', 'rate'] as const;
 export type MetricKind = (typeof METRICS)[number];
 
-/** Trigger metadata keys the scaler reads. */
-export const METADATA_KEYS = ['function', 'metric', 'targetValue', 'activationThreshold'] as const;
+/** Trigger metadata keys the scaler reads; exactly one of `function` and `revision` names what is scaled. */
+export const METADATA_KEYS = ['function', 'revision', 'metric', 'targetValue', 'activationThreshold'] as const;
+/** The keys naming what a trigger scales: a function (plain Service), or a Knative revision. */
+export const TARGET_KEYS = ['function', 'revision'] as const;
 /** Keys KEDA itself uses in the same `metadata` map; passed through to us, ignored. */
 export const KEDA_METADATA_KEYS = ['scalerAddress', 'enableTLS', 'unsafeSsl'] as const;
 
@@ -17,6 +19,7 @@ export const DEFAULT_ACTIVATION_THRESHOLD = 0;
 /** The typed, validated form of one ScaledObject trigger. */
 export interface TriggerSpec {
   readonly namespace: string;
+  /** The function's name, or the revision's (the gateway counts Knative events per revision). */
   readonly name: string;
   /** `namespace/name`, the key the gateways' counts are aggregated by. */
   readonly key: string;
@@ -52,6 +55,7 @@ const KNOWN: readonly string[] = [...METADATA_KEYS, ...KEDA_METADATA_KEYS];
  * Every problem names its key; an unknown key suggests the closest known one (typos).
  * KEDA resolves `<key>FromEnv` keys to the container's env value and keeps the key name,
  * so `functionFromEnv` etc. are read as `function` when `function` itself is absent.
+ * `function` and `revision` exclude each other.
  */
 export function parseTriggerMetadata(ref: ScaledObjectRefLike): TriggerSpec {
   const problems: string[] = [];
@@ -70,30 +74,7 @@ export function parseTriggerMetadata(ref: ScaledObjectRefLike): TriggerSpec {
     problems.push(unknownKeyMessage(rawKey));
   }
 
-  const fnRaw = values.get('function')?.trim();
-  let namespace = ref.namespace;
-  let name = '';
-  if (fnRaw === undefined || fnRaw === '') {
-    problems.push('"function" is required: the function as "namespace/name" or "name" (ScaledObject\'s namespace)');
-  } else {
-    const parts = fnRaw.split('/');
-    if (parts.length === 2) {
-      namespace = parts[0] ?? '';
-      name = parts[1] ?? '';
-    } else if (parts.length === 1) {
-      name = fnRaw;
-    } else {
-      problems.push(`"function" must be "namespace/name" or "name", got "${fnRaw}"`);
-    }
-    if (parts.length <= 2) {
-      if (!DNS_LABEL.test(namespace) || namespace.length > 63) {
-        problems.push(`"function" has an invalid namespace "${namespace}" (from "${fnRaw}")`);
-      }
-      if (!DNS_SUBDOMAIN.test(name) || name.length > 253) {
-        problems.push(`"function" has an invalid name "${name}" (from "${fnRaw}")`);
-      }
-    }
-  }
+  const { namespace, name } = readTarget(values, ref.namespace, problems);
 
   const metricRaw = values.get('metric')?.trim();
   let metric: MetricKind = DEFAULT_METRIC;
@@ -119,6 +100,46 @@ export function parseTriggerMetadata(ref: ScaledObjectRefLike): TriggerSpec {
     activationThreshold,
     metricName: metricNameFor(metric, namespace, name),
   });
+}
+
+/**
+ * The trigger's target from `function` or `revision` (exactly one): `namespace/name`, or `name`
+ * in the ScaledObject's namespace. Both give the same key: a revision is counted by the gateway
+ * under `namespace/<revision>`.
+ */
+function readTarget(
+  values: Map<string, string>,
+  defaultNamespace: string,
+  problems: string[],
+): { namespace: string; name: string } {
+  const given = TARGET_KEYS.flatMap((key) => {
+    const raw = values.get(key)?.trim();
+    return raw === undefined || raw === '' ? [] : [{ key, raw }];
+  });
+  const [target] = given;
+  if (target === undefined || given.length > 1) {
+    problems.push(
+      target === undefined
+        ? 'exactly one of "function" or "revision" is required, got neither: "namespace/name" or "name" (ScaledObject\'s namespace); "revision" names a Knative revision'
+        : `exactly one of "function" or "revision" is required, got both ("${given[0]?.raw}" and "${given[1]?.raw}")`,
+    );
+    return { namespace: defaultNamespace, name: '' };
+  }
+  const { key, raw } = target;
+  const parts = raw.split('/');
+  if (parts.length > 2) {
+    problems.push(`"${key}" must be "namespace/name" or "name", got "${raw}"`);
+    return { namespace: defaultNamespace, name: '' };
+  }
+  const namespace = parts.length === 2 ? (parts[0] ?? '') : defaultNamespace;
+  const name = parts.length === 2 ? (parts[1] ?? '') : raw;
+  if (!DNS_LABEL.test(namespace) || namespace.length > 63) {
+    problems.push(`"${key}" has an invalid namespace "${namespace}" (from "${raw}")`);
+  }
+  if (!DNS_SUBDOMAIN.test(name) || name.length > 253) {
+    problems.push(`"${key}" has an invalid name "${name}" (from "${raw}")`);
+  }
+  return { namespace, name };
 }
 
 /** `afterlife-<metric>-<namespace>-<name>`, lower-case, only [a-z0-9-] (a valid external metric name). */
@@ -160,38 +181,7 @@ function unknownKeyMessage(key: string): string {
     : `unknown key "${key}"; did you mean "${suggestion}"? (${known})`;
 }
 
-/** The known key nearest to `key` by edit distance (case-insensitive), if it is plausibly a typo. */
+/** The known key nearest to `key`, if it is plausibly a typo. */
 export function closestKey(key: string): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  const lower = key.toLowerCase();
-  for (const candidate of KNOWN) {
-    const distance = editDistance(lower, candidate.toLowerCase());
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  const limit = Math.max(2, Math.floor(key.length / 3));
-  return bestDistance <= limit ? best : undefined;
-}
-
-/** Damerau-Levenshtein (optimal string alignment) distance. */
-export function editDistance(a: string, b: string): number {
-  const rows = a.length + 1;
-  const cols = b.length + 1;
-  const d: number[] = new Array(rows * cols).fill(0);
-  const at = (i: number, j: number): number => d[i * cols + j] ?? 0;
-  for (let i = 0; i < rows; i++) d[i * cols] = i;
-  for (let j = 0; j < cols; j++) d[j] = j;
-  for (let i = 1; i < rows; i++) {
-    for (let j = 1; j < cols; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let value = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-        value = Math.min(value, at(i - 2, j - 2) + 1);
-      d[i * cols + j] = value;
-    }
-  }
-  return at(rows - 1, cols - 1);
+  return closestMatch(key, KNOWN);
 }

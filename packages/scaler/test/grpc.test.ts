@@ -143,7 +143,7 @@ describe('gRPC contract (real server, client from the same proto)', function () 
     const stream = client.StreamIsActive(ref({ metric: 'pending' }));
     const error = await new Promise<grpc.ServiceError>((resolve) => stream.on('error', resolve));
     assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
-    assert.match(error.details, /"function" is required/);
+    assert.match(error.details, /exactly one of "function" or "revision" is required/);
   });
 
   it('answers UNIMPLEMENTED for StreamMetricSpec (newer KEDA versions probe it)', async () => {

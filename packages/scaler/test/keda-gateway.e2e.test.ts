@@ -52,6 +52,7 @@ describe('end to end: real gateway + scaler + real KEDA', function () {
         AFTERLIFE_GATEWAY_ID: 'gateway-e2e',
         AFTERLIFE_GATEWAY_LOG_LEVEL: 'silent',
         AFTERLIFE_GATEWAY_DRAIN_TIMEOUT: '1s',
+        AFTERLIFE_GATEWAY_DISCOVERY: 'service', // a plain function fed through gateway.endpoints
       }),
       { logger: silentLogger, defaultMetrics: false },
     );

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { closestKey, editDistance, MetadataError, metricNameFor, parseTriggerMetadata } from '../src/metadata.ts';
+import { closestKey, MetadataError, metricNameFor, parseTriggerMetadata } from '../src/metadata.ts';
 
 const parse = (scalerMetadata: Record<string, string>, namespace = 'apps') =>
   parseTriggerMetadata({ name: 'so', namespace, scalerMetadata });
@@ -71,14 +71,14 @@ describe('trigger metadata', () => {
     const message = problemsOf({ function: 'f', queueLength: '5' });
     assert.match(
       message,
-      /unknown key "queueLength" \(known keys: function, metric, targetValue, activationThreshold\)/,
+      /unknown key "queueLength" \(known keys: function, revision, metric, targetValue, activationThreshold\)/,
     );
     assert.doesNotMatch(message, /did you mean/);
   });
 
   it('requires function and names bad values by key', () => {
-    assert.match(problemsOf({}), /"function" is required/);
-    assert.match(problemsOf({ function: '' }), /"function" is required/);
+    assert.match(problemsOf({}), /exactly one of "function" or "revision" is required, got neither/);
+    assert.match(problemsOf({ function: '' }), /exactly one of "function" or "revision" is required, got neither/);
     assert.match(problemsOf({ function: 'a/b/c' }), /"function" must be "namespace\/name" or "name", got "a\/b\/c"/);
     assert.match(problemsOf({ function: 'Bad_NS/x' }), /"function" has an invalid namespace "Bad_NS"/);
     assert.match(problemsOf({ function: 'ns/' }), /"function" has an invalid name ""/);
@@ -97,6 +97,43 @@ describe('trigger metadata', () => {
     assert.match(problemsOf({ function: 'f', activationThreshold: 'x' }), /"activationThreshold" must be a number/);
   });
 
+  it('reads a Knative revision, keyed like the gateway counts it (namespace/<revision>)', () => {
+    const bare = parse({ revision: 'resize-00002', metric: 'pending' }, 'team-a');
+    assert.deepEqual(
+      { ...bare },
+      {
+        namespace: 'team-a',
+        name: 'resize-00002',
+        key: 'team-a/resize-00002',
+        metric: 'pending',
+        targetValue: 10,
+        activationThreshold: 0,
+        metricName: 'afterlife-pending-team-a-resize-00002',
+      },
+    );
+    assert.equal(parse({ revision: 'team-b/resize-00003' }).key, 'team-b/resize-00003');
+    assert.equal(parse({ revisionFromEnv: 'ns/from-env-00001' }).key, 'ns/from-env-00001');
+    // An empty key is as good as absent.
+    assert.equal(parse({ function: '', revision: 'r-00001' }).key, 'apps/r-00001');
+  });
+
+  it('takes exactly one of function and revision, naming both keys otherwise', () => {
+    assert.match(
+      problemsOf({ function: 'resize', revision: 'resize-00001' }),
+      /exactly one of "function" or "revision" is required, got both \("resize" and "resize-00001"\)/,
+    );
+    assert.match(
+      problemsOf({ functionFromEnv: 'resize', revision: 'resize-00001' }),
+      /exactly one of "function" or "revision" is required, got both/,
+    );
+    assert.match(problemsOf({ metric: 'pending' }), /exactly one of "function" or "revision" is required, got neither/);
+    assert.match(problemsOf({ revision: 'a/b/c' }), /"revision" must be "namespace\/name" or "name", got "a\/b\/c"/);
+    assert.match(problemsOf({ revision: 'Bad_NS/r-1' }), /"revision" has an invalid namespace "Bad_NS"/);
+    assert.match(problemsOf({ revision: 'ns/R_1' }), /"revision" has an invalid name "R_1"/);
+    assert.match(problemsOf({ revison: 'r-00001' }), /unknown key "revison"; did you mean "revision"\?/);
+    assert.match(problemsOf({ revision: 'r-00001', Revision: 'r' }), /did you mean "revision"\?/);
+  });
+
   it('reports every problem at once', () => {
     try {
       parse({ function: 'f', targetValu: '1', metric: 'nope', activationThreshold: '-2' });
@@ -112,10 +149,7 @@ describe('trigger metadata', () => {
     assert.equal(metricNameFor('concurrency', 'NS', 'a--b'), 'afterlife-concurrency-ns-a-b');
   });
 
-  it('measures edit distance with transpositions', () => {
-    assert.equal(editDistance('metric', 'metirc'), 1);
-    assert.equal(editDistance('', 'abc'), 3);
-    assert.equal(editDistance('kitten', 'sitting'), 3);
+  it('suggests no key for something that is not a typo', () => {
     assert.equal(closestKey('zzzzzzzz'), undefined);
   });
 });

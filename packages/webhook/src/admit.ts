@@ -1,4 +1,5 @@
 import {
+  AFTERLIFE_AUTOSCALER_CLASS,
   CONFIG_DEPLOYMENT,
   CONFIG_FEATURES,
   enableFlagCommand,
@@ -26,6 +27,8 @@ export const ANNOTATION_AUTOSCALING_CLASS = 'autoscaling.knative.dev/class';
 export const ANNOTATION_MIN_SCALE = 'autoscaling.knative.dev/min-scale';
 const MIN_SCALE_ALIASES = [ANNOTATION_MIN_SCALE, 'autoscaling.knative.dev/minScale'];
 export const ANNOTATION_SCALED_OBJECT_OVERRIDE = 'autoscaling.knative.dev/scaled-object-override';
+/** Knative's per-replica target; the Afterlife autoscaler turns it into the KEDA trigger's targetValue. */
+export const ANNOTATION_TARGET = 'autoscaling.knative.dev/target';
 export const HPA_CLASS = 'hpa.autoscaling.knative.dev';
 const LABEL_KNATIVE_SERVICE = 'serving.knative.dev/service';
 
@@ -304,12 +307,19 @@ function mutation(
         }
         target = Number(rawTarget);
       }
-      wantAnnotation(ANNOTATION_AUTOSCALING_CLASS, HPA_CLASS);
-      wantAnnotation(ANNOTATION_MIN_SCALE, '0', MIN_SCALE_ALIASES);
-      wantAnnotation(
-        ANNOTATION_SCALED_OBJECT_OVERRIDE,
-        scaledObjectOverride(config.scalerAddress, `${namespace}/${fnName}`, target),
-      );
+      if (config.scalingRoute === 'afterlife') {
+        wantAnnotation(ANNOTATION_AUTOSCALING_CLASS, AFTERLIFE_AUTOSCALER_CLASS);
+        wantAnnotation(ANNOTATION_MIN_SCALE, '0', MIN_SCALE_ALIASES);
+        // The autoscaler falls back to its own default target; only an explicit one is carried over.
+        if (rawTarget !== undefined) wantAnnotation(ANNOTATION_TARGET, String(target));
+      } else {
+        wantAnnotation(ANNOTATION_AUTOSCALING_CLASS, HPA_CLASS);
+        wantAnnotation(ANNOTATION_MIN_SCALE, '0', MIN_SCALE_ALIASES);
+        wantAnnotation(
+          ANNOTATION_SCALED_OBJECT_OVERRIDE,
+          scaledObjectOverride(config.scalerAddress, `${namespace}/${fnName}`, target),
+        );
+      }
     }
   } else if (scaling !== undefined) {
     warnings.push(

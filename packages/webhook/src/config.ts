@@ -17,6 +17,7 @@ export const WEBHOOK_ENV_VARS = [
   'AFTERLIFE_WEBHOOK_REQUEST_TIMEOUT',
   'AFTERLIFE_WEBHOOK_RUNTIME_CLASS',
   'AFTERLIFE_WEBHOOK_SCALER_ADDRESS',
+  'AFTERLIFE_WEBHOOK_SCALING_ROUTE',
   'AFTERLIFE_WEBHOOK_SHUTDOWN_TIMEOUT',
   'AFTERLIFE_WEBHOOK_TLS_CERT_FILE',
   'AFTERLIFE_WEBHOOK_TLS_KEY_FILE',
@@ -27,6 +28,14 @@ export const WEBHOOK_ENV_VARS = [
 
 export type WebhookEnvVar = (typeof WEBHOOK_ENV_VARS)[number];
 
+/**
+ * Who scales an event-scaled revision: `afterlife` = the Afterlife autoscaler (class
+ * `afterlife.dev`, scales from and to zero); `autoscaler-keda` = knative-extensions/autoscaler-keda
+ * (HPA class plus a ScaledObject override; for clusters that already run it).
+ */
+export const SCALING_ROUTES = ['afterlife', 'autoscaler-keda'] as const;
+export type ScalingRoute = (typeof SCALING_ROUTES)[number];
+
 export const WASM_VARIANTS = ['compat-smart', 'compat'] as const;
 export type WasmVariant = (typeof WASM_VARIANTS)[number];
 
@@ -36,7 +45,9 @@ export interface MutationConfig {
   runtimeClass: string;
   /** Value of the `module.wasm.image/variant` template annotation crun reads. */
   wasmVariant: WasmVariant;
-  /** `host:port` of the Afterlife scaler's gRPC endpoint, written into the KEDA trigger. */
+  /** Who scales event-scaled revisions. */
+  scalingRoute: ScalingRoute;
+  /** `host:port` of the Afterlife scaler's gRPC endpoint, written into the KEDA trigger (route `autoscaler-keda`). */
   scalerAddress: string;
   /** Default concurrency target per replica for event-scaled functions. */
   defaultTargetValue: number;
@@ -66,6 +77,7 @@ export interface WebhookConfig extends MutationConfig {
 export const DEFAULT_MUTATION_CONFIG: Readonly<MutationConfig> = freezeConfig({
   runtimeClass: 'wasmedge',
   wasmVariant: 'compat-smart',
+  scalingRoute: 'afterlife',
   scalerAddress: 'afterlife-scaler.afterlife-system.svc:9090',
   defaultTargetValue: 10,
   knativeNamespace: 'knative-serving',
@@ -116,6 +128,7 @@ export function loadConfig(environment: Environment): Readonly<WebhookConfig> {
     shutdownTimeoutMs: env.duration(`${P}SHUTDOWN_TIMEOUT`, 10_000, { min: 0, max: 300_000 }),
     runtimeClass,
     wasmVariant: env.oneOf(`${P}WASM_VARIANT`, WASM_VARIANTS, DEFAULT_MUTATION_CONFIG.wasmVariant),
+    scalingRoute: env.oneOf(`${P}SCALING_ROUTE`, SCALING_ROUTES, DEFAULT_MUTATION_CONFIG.scalingRoute),
     scalerAddress,
     defaultTargetValue: env.integer(`${P}DEFAULT_TARGET_VALUE`, DEFAULT_MUTATION_CONFIG.defaultTargetValue, {
       min: 1,

@@ -47,8 +47,33 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'event scaling requested by label: class, min-scale and the scaled-object-override',
+    name: 'event scaling requested by label: the Afterlife autoscaler class and min-scale 0, no override',
     object: knativeService({ labels: EVENTS }),
+    outcome: 'mutated',
+    check: (o) => {
+      assert.equal(annotations(o)['autoscaling.knative.dev/class'], 'afterlife.dev');
+      assert.equal(annotations(o)['autoscaling.knative.dev/min-scale'], '0');
+      assert.equal(annotations(o)['autoscaling.knative.dev/scaled-object-override'], undefined);
+      assert.equal(annotations(o)['autoscaling.knative.dev/target'], '10', "the template's own target is kept");
+    },
+  },
+  {
+    name: 'event scaling, Afterlife route: afterlife.dev/target-value becomes the template target',
+    object: knativeService({
+      labels: EVENTS,
+      annotations: { 'afterlife.dev/target-value': '25' },
+      template: { spec: { containers: [{ image: 'x' }] } },
+    }),
+    outcome: 'mutated',
+    check: (o, warnings) => {
+      assert.equal(annotations(o)['autoscaling.knative.dev/target'], '25');
+      assert.deepEqual(warnings, []);
+    },
+  },
+  {
+    name: 'event scaling, autoscaler-keda route: HPA class, min-scale and the scaled-object-override',
+    object: knativeService({ labels: EVENTS }),
+    context: { config: { ...CONFIG, scalingRoute: 'autoscaler-keda' } },
     outcome: 'mutated',
     check: (o) => {
       assert.equal(annotations(o)['autoscaling.knative.dev/class'], 'hpa.autoscaling.knative.dev');
@@ -79,7 +104,7 @@ const cases: Case[] = [
       labels: WASM,
       annotations: { 'afterlife.dev/scaling': 'events', 'afterlife.dev/target-value': '25' },
     }),
-    context: { config: { ...CONFIG, scalerAddress: 'scaler.example:1234' } },
+    context: { config: { ...CONFIG, scalingRoute: 'autoscaler-keda', scalerAddress: 'scaler.example:1234' } },
     outcome: 'mutated',
     check: (o) => {
       const override = JSON.parse(annotations(o)['autoscaling.knative.dev/scaled-object-override'] as string);
@@ -106,7 +131,6 @@ const cases: Case[] = [
       assert.equal(annotations(o)['autoscaling.knative.dev/minScale'], '1');
       assert.equal(annotations(o)['autoscaling.knative.dev/min-scale'], undefined, 'no duplicate alias');
       assert.equal(annotations(o)['autoscaling.knative.dev/class'], 'kpa.autoscaling.knative.dev');
-      assert.ok(annotations(o)['autoscaling.knative.dev/scaled-object-override']);
       assert.equal(warnings.length, 2);
       assert.match(warnings.join('\n'), /kept your annotation autoscaling.knative.dev\/minScale="1"/);
       assert.match(warnings.join('\n'), /kept your annotation autoscaling.knative.dev\/class/);
@@ -280,6 +304,7 @@ const cases: Case[] = [
       kind: 'Configuration',
     },
     review: { kind: { group: 'serving.knative.dev', version: 'v1', kind: 'Configuration' } },
+    context: { config: { ...CONFIG, scalingRoute: 'autoscaler-keda' } },
     outcome: 'mutated',
     check: (o) => assert.equal(annotations(o)['autoscaling.knative.dev/scaled-object-override'], OVERRIDE),
   },
@@ -374,7 +399,6 @@ describe('answerReview() → admit()', () => {
         '/spec/template/metadata/annotations/module.wasm.image~1variant',
         '/spec/template/metadata/annotations/autoscaling.knative.dev~1class',
         '/spec/template/metadata/annotations/autoscaling.knative.dev~1min-scale',
-        '/spec/template/metadata/annotations/autoscaling.knative.dev~1scaled-object-override',
         '/spec/template/spec/runtimeClassName',
       ],
     );
