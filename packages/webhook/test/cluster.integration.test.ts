@@ -291,19 +291,10 @@ describe('webhook on a real kube-apiserver', function () {
     const template = stored.spec.template;
     assert.equal(template.spec.runtimeClassName, 'wasmedge');
     assert.equal(template.metadata.annotations['module.wasm.image/variant'], 'compat-smart');
-    assert.equal(template.metadata.annotations['autoscaling.knative.dev/class'], 'hpa.autoscaling.knative.dev');
+    // The default route: the Afterlife autoscaler's class; the autoscaler-keda route is covered by admit() tests.
+    assert.equal(template.metadata.annotations['autoscaling.knative.dev/class'], 'afterlife.dev');
     assert.equal(template.metadata.annotations['autoscaling.knative.dev/min-scale'], '0');
-    const override = JSON.parse(template.metadata.annotations['autoscaling.knative.dev/scaled-object-override']);
-    assert.deepEqual(override.spec.triggers[0], {
-      type: 'external-push',
-      metadata: {
-        scalerAddress: 'afterlife-scaler.afterlife-system.svc:9090',
-        function: `${cluster.namespace}/fn-events`,
-        metric: 'concurrency',
-        targetValue: '10',
-        activationThreshold: '0',
-      },
-    });
+    assert.equal(template.metadata.annotations['autoscaling.knative.dev/scaled-object-override'], undefined);
   });
 
   it('re-applies the injection on UPDATE and leaves user values alone', async () => {
@@ -332,7 +323,7 @@ describe('webhook on a real kube-apiserver', function () {
     assert.equal(stored.spec.template.spec.runtimeClassName, 'kata');
   });
 
-  it('mutates opted-in Configurations too, naming the owning Service as the function', async () => {
+  it('mutates opted-in Configurations too', async () => {
     const {
       apiVersion: _a,
       kind: _k,
@@ -357,10 +348,7 @@ describe('webhook on a real kube-apiserver', function () {
       name: 'fn-config',
     })) as Json;
     assert.equal(stored.spec.template.spec.runtimeClassName, 'wasmedge');
-    const override = JSON.parse(
-      stored.spec.template.metadata.annotations['autoscaling.knative.dev/scaled-object-override'],
-    );
-    assert.equal(override.spec.triggers[0].metadata.function, `${cluster.namespace}/fn-owner`);
+    assert.equal(stored.spec.template.metadata.annotations['autoscaling.knative.dev/class'], 'afterlife.dev');
   });
 
   it('returns the mutation for dry-run creates without storing anything', async () => {
