@@ -1,13 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import type { Logger } from '@afterlife/core';
+import { type Logger, probeOk } from '@afterlife/core';
 import {
   applyObjects,
   createCertificateAuthority,
   DevCluster,
   freePort,
-  httpProbe,
   issueCertificate,
   reapOrphanClusters,
   reapOrphanNetns,
@@ -168,11 +166,11 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
     );
     const guard = () => cluster.assertHealthy();
     const wait = { timeoutMs: 60_000, intervalMs: 200, guard };
-    await waitFor('scaler /readyz', () => httpProbe(`http://127.0.0.1:${ports.scalerMetrics}/readyz`), wait);
-    await waitFor('gateway /readyz', () => httpProbe(`http://127.0.0.1:${ports.gatewayAdmin}/readyz`), wait);
-    await waitFor('autoscaler /readyz', () => httpProbe(`http://127.0.0.1:${ports.autoscalerAdmin}/readyz`), wait);
+    await waitFor('scaler /readyz', () => probeOk(`http://127.0.0.1:${ports.scalerMetrics}/readyz`), wait);
+    await waitFor('gateway /readyz', () => probeOk(`http://127.0.0.1:${ports.gatewayAdmin}/readyz`), wait);
+    await waitFor('autoscaler /readyz', () => probeOk(`http://127.0.0.1:${ports.autoscalerAdmin}/readyz`), wait);
     const caPem = await readFile(ca.certFile);
-    await waitFor('webhook /readyz', () => httpsProbe(`https://127.0.0.1:${ports.webhook}/readyz`, caPem), wait);
+    await waitFor('webhook /readyz', () => probeOk(`https://127.0.0.1:${ports.webhook}/readyz`, { ca: caPem }), wait);
     print(`  components ready at ${(clock() / 1000).toFixed(1)}s (logs: ${logDir})`);
 
     // The cluster built the reference function (Go → wasip1) and pushed it as a compat-smart image.
@@ -224,18 +222,4 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
     await stop();
     throw error;
   }
-}
-
-function httpsProbe(url: string, ca: Buffer): Promise<true> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { ca, timeout: 2000 }, (res) => {
-      res.resume();
-      res.on('end', () =>
-        res.statusCode === 200 ? resolve(true) : reject(new Error(`${url} answered ${res.statusCode}`)),
-      );
-    });
-    req.on('timeout', () => req.destroy(new Error(`${url} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
 }

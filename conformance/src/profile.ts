@@ -1,3 +1,5 @@
+import { UsageError } from '@afterlife/core';
+
 /** How hard and how long the scenarios push. `short` fits CI; `full` is for real clusters. */
 export interface Profile {
   readonly name: 'short' | 'full';
@@ -65,7 +67,7 @@ export function withLoad(
 ): Profile {
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined && (!Number.isFinite(value) || value <= 0)) {
-      throw new RangeError(`--${key} must be a positive number, got ${value}`);
+      throw new UsageError(`--${key} must be a positive number, got ${value}`);
     }
   }
   return {

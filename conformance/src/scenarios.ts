@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AFTERLIFE_AUTOSCALER_CLASS, errorMessage } from '@afterlife/core';
+import { AFTERLIFE_AUTOSCALER_CLASS, errorMessage, WASM_VARIANT_ANNOTATION } from '@afterlife/core';
 import {
   ANNOTATION_AUTOSCALING_CLASS,
   ANNOTATION_SCALED_OBJECT_OVERRIDE,
-  ANNOTATION_WASM_VARIANT,
   HPA_CLASS,
   LABEL_RUNTIME,
   LABEL_SCALING,
@@ -131,8 +130,8 @@ const injection: Scenario = {
     // The Afterlife autoscaler's class (the chart's default route), or autoscaler-keda's with its override.
     const required =
       autoscalingClass === HPA_CLASS
-        ? [ANNOTATION_WASM_VARIANT, ANNOTATION_SCALED_OBJECT_OVERRIDE]
-        : [ANNOTATION_WASM_VARIANT, ANNOTATION_AUTOSCALING_CLASS];
+        ? [WASM_VARIANT_ANNOTATION, ANNOTATION_SCALED_OBJECT_OVERRIDE]
+        : [WASM_VARIANT_ANNOTATION, ANNOTATION_AUTOSCALING_CLASS];
     for (const key of required) {
       if (!annotations[key]) fail(`the Afterlife webhook did not add annotation ${key}; observed ${observed}`);
     }
@@ -141,7 +140,7 @@ const injection: Scenario = {
         `the Afterlife webhook set ${ANNOTATION_AUTOSCALING_CLASS}=${autoscalingClass}; expected ${AFTERLIFE_AUTOSCALER_CLASS} (or ${HPA_CLASS} on the autoscaler-keda route)`,
       );
     }
-    rec.metrics.variant = annotations[ANNOTATION_WASM_VARIANT] ?? '';
+    rec.metrics.variant = annotations[WASM_VARIANT_ANNOTATION] ?? '';
     rec.metrics.autoscalingClass = autoscalingClass ?? '';
 
     // Server-side dry run: admission runs in full (the webhook has sideEffects None), but no

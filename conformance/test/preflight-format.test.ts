@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { hasCode } from '@afterlife/core';
 import { formatPreflight, type PreflightResult } from '../src/preflight.ts';
 import { PROFILES, withLoad } from '../src/profile.ts';
 import { svgChart } from '../src/report.ts';
@@ -42,6 +43,11 @@ describe('profiles', () => {
     assert.equal(p.expectedReplicas, 3);
     assert.throws(() => withLoad(PROFILES.short, { durationSeconds: -1 }), /durationSeconds must be a positive number/);
     assert.throws(() => withLoad(PROFILES.short, { ratePerSecond: Number.NaN }), /positive number/);
+    // A bad flag value is a usage error: the command exits 2.
+    assert.throws(
+      () => withLoad(PROFILES.short, { concurrency: 0 }),
+      (error: unknown) => hasCode(error, 'USAGE'),
+    );
   });
 });
 

@@ -1,6 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type EventOutcome, percentile, sendBurst, sendEvent, startLocalAfterlife } from '@afterlife/conformance';
-import { AFTERLIFE_AUTOSCALER_CLASS, countsOf, fetchCounts, type Logger } from '@afterlife/core';
+import {
+  AFTERLIFE_AUTOSCALER_CLASS,
+  countsOf,
+  fetchCounts,
+  type Logger,
+  WASM_VARIANT_ANNOTATION,
+} from '@afterlife/core';
 import { applyObjects, trackPodStarts, waitFor } from '@afterlife/devcluster';
 import {
   ANNOTATION_AUTOSCALING_CLASS,
@@ -106,7 +112,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     const injected = template.spec.runtimeClassName === 'wasmedge';
     const autoscalingClass = template.metadata?.annotations?.[ANNOTATION_AUTOSCALING_CLASS];
     print(
-      `  webhook injected runtimeClassName=${template.spec.runtimeClassName ?? '(none)'}, variant=${template.metadata?.annotations?.['module.wasm.image/variant'] ?? '(none)'}, class=${autoscalingClass ?? '(none)'}`,
+      `  webhook injected runtimeClassName=${template.spec.runtimeClassName ?? '(none)'}, variant=${template.metadata?.annotations?.[WASM_VARIANT_ANNOTATION] ?? '(none)'}, class=${autoscalingClass ?? '(none)'}`,
     );
     if (autoscalingClass !== AFTERLIFE_AUTOSCALER_CLASS) {
       throw new CliError('DEMO_FAILED', `the webhook did not set the ${AFTERLIFE_AUTOSCALER_CLASS} autoscaling class`);

@@ -28,7 +28,9 @@ export type CoreErrorCode =
   /** A command was called wrongly (unknown flag, bad value); commands exit 2. */
   | 'USAGE'
   /** An HTTP(S) probe got no answer in time or could not connect. */
-  | 'PROBE_FAILED';
+  | 'PROBE_FAILED'
+  /** An image reference does not follow the OCI / Docker reference grammar. */
+  | 'IMAGE_REFERENCE_INVALID';
 
 /** An error raised by core itself. */
 export class CoreError extends AfterlifeError<CoreErrorCode> {}

@@ -65,5 +65,15 @@ export {
 } from './knative.ts';
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './logger.ts';
 export { createMetricsRegistry, LATENCY_BUCKETS_SECONDS } from './metrics.ts';
+export {
+  DOCKER_HUB_REGISTRY,
+  formatImageReference,
+  type ImageReference,
+  isValidDigest,
+  MEDIA_TYPES,
+  parseImageReference,
+  RUN_OCI_HANDLER_ANNOTATION,
+  WASM_VARIANT_ANNOTATION,
+} from './oci.ts';
 export { EXIT_CODES, exitAfterFlush, type MainOptions, runMain, type Stoppable } from './process.ts';
 export { closestMatch, editDistance } from './suggest.ts';

@@ -1,24 +1,45 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, type Logger } from '@afterlife/core';
-import { CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
-import { binaryPath, ensureComponent } from './binaries.ts';
+import { KubeConfig } from '@kubernetes/client-node';
 import { AfterlifeClusterError } from './cluster-error.ts';
-import { pushNodeImages, pushQueueProxyImage } from './images.ts';
-import { startKnativeServing } from './knative.ts';
-import { applyObjects, readManifests } from './kube.ts';
 import { fenceCidr, releaseNetnsDir } from './netns.ts';
-import { RealNode, type RealNodeState, reapNode } from './node.ts';
-import { ensureNodeTools } from './node-tools.ts';
-import { type Component, cacheDir, readVersions, type Versions } from './paths.ts';
-import { createCertificateAuthority, createSigningKey, issueCertificate, type KeyPair } from './pki.ts';
-import { assertPortFree, freePort } from './ports.ts';
-import { isAlive, killGroup, ManagedProcess } from './process.ts';
-import { waitFor } from './wait.ts';
+import { type RealNode, reapNode } from './node.ts';
+import { cacheDir, readVersions } from './paths.ts';
+import { assertPortFree } from './ports.ts';
+import { isAlive, killGroup, type ManagedProcess } from './process.ts';
+import {
+  apiServerUrl,
+  loadKubeConfig,
+  SERVICE_CIDR,
+  startApiServer,
+  waitApiServerReady,
+  writeKubeconfig,
+} from './start/apiserver.ts';
+import {
+  BinaryResolver,
+  type ControlPlaneBinaries,
+  controlPlaneBinaries,
+  prepareComponents,
+} from './start/binaries.ts';
+import { createClusterPki, type Pki } from './start/cluster-pki.ts';
+import { startControllerManager, startScheduler, waitDefaultServiceAccount } from './start/controllers.ts';
+import { etcdPorts, startEtcd, waitEtcdReady } from './start/etcd.ts';
+import { type Keda, registerExternalMetricsApi, startKeda, waitKedaReady } from './start/keda.ts';
+import { startKnativeControllers } from './start/knative-controllers.ts';
+import { KWOK_POD_CIDR, startKwok, waitKwokNodesReady } from './start/kwok.ts';
+import { Launcher, takePort } from './start/launcher.ts';
+import { applyClusterManifests, waitCrdsEstablished } from './start/manifests.ts';
+import { type ClusterImages, pushClusterImages } from './start/node-images.ts';
+import { planStart } from './start/plan.ts';
+import { realNodeBinaries, startRealNodes } from './start/real-nodes.ts';
+import { type Registry, startRegistry, waitRegistryReady } from './start/registry.ts';
+import { assembleState, type DevClusterState, readClusterState, writeClusterState } from './state.ts';
+
+export { KWOK_NODE_ANNOTATION, KWOK_NODE_TAINT } from './start/kwok.ts';
+export { type DevClusterState, readClusterState } from './state.ts';
 
 export interface DevClusterOptions {
   /** Names the state directory (`<cache>/run/<name>`); one cluster per name. */
@@ -49,48 +70,11 @@ export interface DevClusterOptions {
   readonly readyTimeoutMs?: number;
 }
 
-export interface DevClusterState {
-  readonly name: string;
-  readonly stateDir: string;
-  readonly kubeconfig: string;
-  readonly apiServer: string;
-  /** `127.0.0.1:PORT` of the local OCI registry, or '' when not running. */
-  readonly registry: string;
-  readonly ports: Readonly<Record<string, number>>;
-  readonly pids: Readonly<Record<string, number>>;
-  readonly binaries: Readonly<Record<string, string>>;
-  readonly versions: Versions;
-  readonly ownerPid: number;
-  readonly detached: boolean;
-  readonly startedAt: string;
-  /** Seconds spent per phase of the last start (build, etcd, apiserver, …). */
-  readonly timings: Readonly<Record<string, number>>;
-  /** Real nodes: what teardown (and the orphan reaper) needs. */
-  readonly realNodes: readonly RealNodeState[];
-  /** Images pushed to the registry for the real nodes ('' when none). */
-  readonly images: Readonly<Record<string, string>>;
-}
-
-const STATE_FILE = 'state.json';
 /** A process that is still exiting may add a file while the tree goes; retry instead of failing on ENOTEMPTY. */
 const REMOVE_TREE = { recursive: true, force: true, maxRetries: 10, retryDelay: 100 } as const;
-const SERVICE_CIDR = '10.96.0.0/16';
-/** kwok assigns fake pod IPs from here; nothing ever connects to them. */
-const KWOK_POD_CIDR = '10.212.0.0/16';
-export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
-/** Taint on kwok nodes: only pods that tolerate it (scale tests) land where nothing runs. */
-export const KWOK_NODE_TAINT = { key: KWOK_NODE_ANNOTATION, value: 'fake', effect: 'NoSchedule' } as const;
 
 export function clusterStateDir(name: string): string {
   return join(cacheDir(), 'run', name);
-}
-
-export async function readClusterState(stateDir: string): Promise<DevClusterState | undefined> {
-  try {
-    return JSON.parse(await readFile(join(stateDir, STATE_FILE), 'utf8')) as DevClusterState;
-  } catch {
-    return undefined;
-  }
 }
 
 /** True when every process recorded in the state is still alive. */
@@ -138,18 +122,6 @@ export async function reapOrphanClusters(): Promise<string[]> {
     }
   }
   return reaped;
-}
-
-interface Pki {
-  readonly ca: KeyPair;
-  readonly apiServer: KeyPair;
-  readonly admin: KeyPair;
-  readonly frontProxyCa: KeyPair;
-  readonly frontProxyClient: KeyPair;
-  readonly kedaServing: KeyPair;
-  readonly serviceAccount: { privateKeyFile: string; publicKeyFile: string };
-  readonly kedaCertDir: string;
-  readonly apiServerKubeletClient: KeyPair;
 }
 
 /**
@@ -220,7 +192,7 @@ export class DevCluster {
   async adopt(process: ManagedProcess): Promise<void> {
     this.#processes.push(process);
     this.#state = { ...this.#state, pids: { ...this.#state.pids, [process.spec.name]: process.pid } };
-    await writeFile(join(this.#state.stateDir, STATE_FILE), `${JSON.stringify(this.#state, null, 2)}\n`);
+    await writeClusterState(this.#state);
   }
 
   /** Last-resort synchronous kill for process 'exit' handlers. */
@@ -230,16 +202,34 @@ export class DevCluster {
   }
 }
 
+/** What a successful start hands to DevCluster. */
+interface StartedCluster {
+  readonly state: DevClusterState;
+  readonly processes: ManagedProcess[];
+  readonly nodes: RealNode[];
+}
+
+/** etcd, kube-apiserver, controller-manager, scheduler and kwok, up; and how to reach the API server. */
+interface ControlPlane {
+  readonly apiServer: string;
+  readonly kubeconfig: string;
+  readonly kubeConfig: KubeConfig;
+  /** Each component's result, in start order (their ports go to the state). */
+  readonly components: readonly { readonly ports: Readonly<Record<string, number>> }[];
+}
+
+/**
+ * Starts a cluster's components in order, each in its own timed phase (start, then wait for
+ * readiness), and assembles the state from what they report. Everything started is tracked by
+ * the launcher, so `abort()` undoes a start that failed anywhere.
+ */
 class Starter {
   readonly #options: DevClusterOptions;
   readonly #name: string;
   readonly #stateDir: string;
   readonly #logDir: string;
-  readonly #processes: ManagedProcess[] = [];
-  readonly #nodes: RealNode[] = [];
+  readonly #launcher: Launcher;
   readonly #timings: Record<string, number> = {};
-  readonly #ports: Record<string, number> = {};
-  readonly #binaries: Record<string, string> = {};
   readonly #versions = readVersions();
   readonly #log: Logger | undefined;
   readonly #readyTimeoutMs: number;
@@ -251,18 +241,17 @@ class Starter {
     this.#logDir = join(this.#stateDir, 'logs');
     this.#log = options.logger;
     this.#readyTimeoutMs = options.readyTimeoutMs ?? 180_000;
+    this.#launcher = new Launcher({
+      stateDir: this.#stateDir,
+      logDir: this.#logDir,
+      readyTimeoutMs: this.#readyTimeoutMs,
+    });
   }
 
   async abort(): Promise<void> {
-    for (const node of this.#nodes) await node.stop().catch(() => undefined);
-    for (const process of [...this.#processes].reverse()) await process.stop(2000);
+    await this.#launcher.stopAll();
     await rm(this.#stateDir, REMOVE_TREE);
   }
-
-  #guard = (): void => {
-    for (const process of this.#processes) process.assertRunning();
-    for (const node of this.#nodes) for (const process of node.processes) process.assertRunning();
-  };
 
   async #timed<T>(phase: string, work: () => Promise<T>): Promise<T> {
     const started = performance.now();
@@ -274,628 +263,198 @@ class Starter {
     }
   }
 
-  async #start(name: string, command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<ManagedProcess> {
-    const process = await ManagedProcess.start({
-      name,
-      command,
-      args,
-      env: env ?? { PATH: globalThis.process.env.PATH ?? '/usr/bin:/bin', HOME: globalThis.process.env.HOME ?? '/' },
-      logFile: join(this.#logDir, `${name}.log`),
-      cwd: this.#stateDir,
+  async run(): Promise<StartedCluster> {
+    await this.#claimStateDir();
+    const plan = planStart(this.#options);
+    const bins = new BinaryResolver(await this.#timed('binaries', () => prepareComponents(plan, this.#log)));
+    const binaries = await controlPlaneBinaries(bins);
+    const pki = await this.#timed('pki', () => createClusterPki(this.#stateDir));
+    await this.#fenceFakeAddressRanges();
+    const controlPlane = await this.#startControlPlane(binaries, bins, pki);
+    const { kubeConfig } = controlPlane;
+
+    let registry: Registry | undefined;
+    if (plan.registry) registry = await this.#timed('registry', () => this.#startRegistry(bins));
+    const registryAddress = registry?.address ?? '';
+
+    await this.#timed('manifests', async () => {
+      const crds = await applyClusterManifests(kubeConfig, {
+        kwokNodes: plan.kwokNodes,
+        kedaDir: plan.keda ? bins.dir('keda') : undefined,
+        knativeConfigDir: plan.knative ? bins.dir('knative-config') : undefined,
+      });
+      await waitCrdsEstablished(kubeConfig, crds, this.#launcher.wait);
     });
-    this.#processes.push(process);
-    return process;
-  }
 
-  async #port(name: string, fixed?: number): Promise<number> {
-    let port: number;
-    if (fixed === undefined) {
-      port = await freePort();
-    } else {
-      await assertPortFree(fixed);
-      port = fixed;
+    let keda: Keda | undefined;
+    if (plan.keda) keda = await this.#timed('keda', () => this.#startKeda(bins, pki, controlPlane));
+
+    let images: ClusterImages | undefined;
+    if (plan.realNodes > 0)
+      images = await this.#startRealNodes(plan.realNodes, bins, pki, controlPlane, registryAddress);
+
+    if (plan.knativeControllers) {
+      await this.#timed('knative-controllers', () =>
+        this.#startKnativeControllers(bins, controlPlane, registryAddress, images?.queue),
+      );
     }
-    this.#ports[name] = port;
-    return port;
+
+    await this.#timed('nodes', async () => {
+      await waitKwokNodesReady(kubeConfig, plan.kwokNodes, this.#launcher.wait);
+      await waitDefaultServiceAccount(kubeConfig, this.#launcher.wait);
+      if (registryAddress) await waitRegistryReady(registryAddress, this.#launcher.wait);
+    });
+
+    const state = assembleState({
+      name: this.#name,
+      stateDir: this.#stateDir,
+      kubeconfig: controlPlane.kubeconfig,
+      apiServer: controlPlane.apiServer,
+      registry: registryAddress,
+      ports: Object.fromEntries(
+        [...controlPlane.components, registry, keda].flatMap((part) => Object.entries(part?.ports ?? {})),
+      ),
+      processes: this.#launcher.processes,
+      nodes: this.#launcher.nodes,
+      binaries: bins.resolved,
+      versions: this.#versions,
+      detached: this.#options.detached ?? false,
+      timings: this.#timings,
+      images: { ...images },
+    });
+    await writeClusterState(state);
+    return { state, processes: this.#launcher.processes, nodes: this.#launcher.nodes };
   }
 
-  async run(): Promise<{ state: DevClusterState; processes: ManagedProcess[]; nodes: RealNode[] }> {
-    const options = this.#options;
+  /** Refuses a running cluster of the same name, clears what a dead one left, checks a fixed API port. */
+  async #claimStateDir(): Promise<void> {
     const existing = await readClusterState(this.#stateDir);
     if (existing && isClusterRunning(existing)) {
       throw new AfterlifeClusterError(
-        'DEVCLUSTER_ALREADY_RUNNING',
+        'CLUSTER_ALREADY_RUNNING',
         `a cluster named "${this.#name}" is already running (state in ${this.#stateDir}); stop it first with "down"`,
       );
     }
     await destroyFromState(this.#stateDir);
     await mkdir(this.#logDir, { recursive: true });
-    if (options.apiServerPort !== undefined) await assertPortFree(options.apiServerPort);
+    if (this.#options.apiServerPort !== undefined) await assertPortFree(this.#options.apiServerPort);
+  }
 
-    const keda = options.keda ?? true;
-    const knative = options.knative ?? true;
-    const registry = options.registry ?? true;
-    const realNodes = options.realNodes ?? 1;
-    if (realNodes > 0 && !registry) {
-      throw new AfterlifeClusterError(
-        'DEVCLUSTER_BAD_OPTIONS',
-        'real nodes pull their images from the local registry: keep registry on',
-      );
-    }
-    const components: Component[] = ['kubernetes', 'etcd', 'kwok'];
-    if (keda) components.push('keda');
-    if (knative) components.push('knative-config');
-    const knativeControllers = knative && (options.knativeControllers ?? false);
-    if (knativeControllers || realNodes > 0) components.push('knative');
-    if (knativeControllers) components.push('knative-networking');
-    if (registry) components.push('registry', 'oras');
-    if (realNodes > 0) components.push('containerd', 'runc', 'cni');
-    components.push('helm');
-
-    const dirs = await this.#timed('binaries', async () => {
-      const result: Record<string, string> = {};
-      // One at a time: each Go build already uses every core.
-      for (const component of components) {
-        result[component] = await ensureComponent(component, {
-          onProgress: (line) => this.#log?.info({ component }, line),
-        });
-      }
-      if (realNodes > 0) result.node = (await ensureNodeTools()).dir;
-      return result;
-    });
-    const bin = async (component: string, name: string): Promise<string> => {
-      const dir = dirs[component];
-      if (!dir) throw new Error(`component ${component} was not prepared`);
-      const path = await binaryPath(dir, name);
-      this.#binaries[name] = path;
-      return path;
-    };
-    const kubeApiServer = await bin('kubernetes', 'kube-apiserver');
-    const kubeControllerManager = await bin('kubernetes', 'kube-controller-manager');
-    const kubeScheduler = await bin('kubernetes', 'kube-scheduler');
-    await bin('kubernetes', 'kubectl');
-    const etcd = await bin('etcd', 'etcd');
-    await bin('etcd', 'etcdctl');
-    const kwok = await bin('kwok', 'kwok');
-    await bin('helm', 'helm');
-
-    const pki = await this.#timed('pki', () => this.#createPki());
-    // Nothing may ever reach the real network through a fake Service or kwok pod address.
+  /** Nothing may ever reach the real network through a fake Service or kwok pod address. */
+  async #fenceFakeAddressRanges(): Promise<void> {
     for (const cidr of [SERVICE_CIDR, KWOK_POD_CIDR]) {
       await fenceCidr(cidr).catch((error: unknown) =>
         this.#log?.warn({ cidr, err: errorMessage(error) }, 'could not fence fake address range (not root?)'),
       );
     }
-
-    // etcd
-    const etcdPort = await this.#port('etcd');
-    const etcdPeerPort = await this.#port('etcd-peer');
-    await this.#timed('etcd', async () => {
-      await this.#start('etcd', etcd, [
-        '--name=default',
-        `--data-dir=${join(this.#stateDir, 'etcd')}`,
-        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-        `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
-        // A throwaway test store: durability is not worth the fsync latency.
-        '--unsafe-no-fsync',
-        '--log-level=warn',
-      ]);
-      await waitFor('etcd', () => httpProbe(`http://127.0.0.1:${etcdPort}/health`), this.#waitOptions());
-    });
-
-    // kube-apiserver
-    const apiPort = await this.#port('kube-apiserver', options.apiServerPort);
-    const apiServer = `https://127.0.0.1:${apiPort}`;
-    const kubeconfig = join(this.#stateDir, 'kubeconfig');
-    await writeFile(kubeconfig, kubeconfigYaml(apiServer, pki.ca.certFile, pki.admin));
-    await this.#timed('kube-apiserver', async () => {
-      await this.#start('kube-apiserver', kubeApiServer, [
-        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${join(this.#stateDir, 'pki', 'apiserver')}`,
-        `--tls-cert-file=${pki.apiServer.certFile}`,
-        `--tls-private-key-file=${pki.apiServer.keyFile}`,
-        `--client-ca-file=${pki.ca.certFile}`,
-        `--service-cluster-ip-range=${SERVICE_CIDR}`,
-        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-account-key-file=${pki.serviceAccount.publicKeyFile}`,
-        `--service-account-signing-key-file=${pki.serviceAccount.privateKeyFile}`,
-        // Node authorizes each kubelet for its own node's objects, RBAC everything else.
-        '--authorization-mode=Node,RBAC',
-        `--kubelet-client-certificate=${pki.apiServerKubeletClient.certFile}`,
-        `--kubelet-client-key=${pki.apiServerKubeletClient.keyFile}`,
-        `--kubelet-certificate-authority=${pki.ca.certFile}`,
-        '--kubelet-preferred-address-types=InternalIP',
-        '--allow-privileged=true',
-        // Loopback may not be an Endpoints address; the `kubernetes` Service is not needed here.
-        '--endpoint-reconciler-type=none',
-        // Front proxy: lets the aggregator call KEDA's external-metrics APIService.
-        `--requestheader-client-ca-file=${pki.frontProxyCa.certFile}`,
-        '--requestheader-allowed-names=front-proxy-client',
-        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
-        '--requestheader-group-headers=X-Remote-Group',
-        '--requestheader-username-headers=X-Remote-User',
-        `--proxy-client-cert-file=${pki.frontProxyClient.certFile}`,
-        `--proxy-client-key-file=${pki.frontProxyClient.keyFile}`,
-        '--enable-aggregator-routing=false',
-        '--event-ttl=30m',
-        '--v=1',
-      ]);
-      await waitFor('kube-apiserver /readyz', () => tlsProbe(`${apiServer}/readyz`, pki), this.#waitOptions());
-    });
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromFile(kubeconfig);
-
-    const controlEnv = this.#env({ KUBECONFIG: kubeconfig });
-    await this.#timed('controllers', async () => {
-      const kcmPort = await this.#port('kube-controller-manager');
-      await this.#start('kube-controller-manager', kubeControllerManager, [
-        `--kubeconfig=${kubeconfig}`,
-        `--authentication-kubeconfig=${kubeconfig}`,
-        `--authorization-kubeconfig=${kubeconfig}`,
-        '--bind-address=127.0.0.1',
-        `--secure-port=${kcmPort}`,
-        `--cert-dir=${join(this.#stateDir, 'pki', 'kcm')}`,
-        '--leader-elect=false',
-        `--service-account-private-key-file=${pki.serviceAccount.privateKeyFile}`,
-        `--root-ca-file=${pki.ca.certFile}`,
-        `--cluster-signing-cert-file=${pki.ca.certFile}`,
-        `--cluster-signing-key-file=${pki.ca.keyFile}`,
-        '--use-service-account-credentials=false',
-        // Tests see HPA decisions in seconds rather than the production 15 s (documented).
-        '--horizontal-pod-autoscaler-sync-period=5s',
-        '--v=1',
-      ]);
-      const schedulerPort = await this.#port('kube-scheduler');
-      await this.#start('kube-scheduler', kubeScheduler, [
-        `--kubeconfig=${kubeconfig}`,
-        `--authentication-kubeconfig=${kubeconfig}`,
-        `--authorization-kubeconfig=${kubeconfig}`,
-        '--bind-address=127.0.0.1',
-        `--secure-port=${schedulerPort}`,
-        `--cert-dir=${join(this.#stateDir, 'pki', 'scheduler')}`,
-        '--leader-elect=false',
-        '--v=1',
-      ]);
-      const kwokPort = await this.#port('kwok');
-      const kwokDir = dirs.kwok ?? '';
-      const kwokConfig = join(this.#stateDir, 'kwok.yaml');
-      await writeFile(kwokConfig, await kwokConfigYaml(kwokDir));
-      await this.#start(
-        'kwok',
-        kwok,
-        [
-          `--kubeconfig=${kubeconfig}`,
-          `--config=${kwokConfig}`,
-          '--manage-all-nodes=false',
-          `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=fake`,
-          `--cidr=${KWOK_POD_CIDR}`,
-          '--node-ip=10.212.255.254',
-          `--server-address=127.0.0.1:${kwokPort}`,
-          '--node-lease-duration-seconds=40',
-        ],
-        controlEnv,
-      );
-    });
-
-    let registryAddress = '';
-    if (registry) {
-      await this.#timed('registry', async () => {
-        const registryBin = await bin('registry', 'registry');
-        await bin('oras', 'oras');
-        const registryPort = await this.#port('registry');
-        registryAddress = `127.0.0.1:${registryPort}`;
-        const registryConfig = join(this.#stateDir, 'registry.yaml');
-        await writeFile(
-          registryConfig,
-          stringify({
-            version: 0.1,
-            log: { level: 'warn' },
-            storage: { filesystem: { rootdirectory: join(this.#stateDir, 'registry') }, delete: { enabled: true } },
-            http: { addr: registryAddress },
-          }),
-        );
-        await this.#start(
-          'registry',
-          registryBin,
-          ['serve', registryConfig],
-          this.#env({ OTEL_TRACES_EXPORTER: 'none' }),
-        );
-      });
-    }
-
-    await this.#timed('manifests', async () => {
-      await applyObjects(kubeConfig, [
-        namespace('keda'),
-        ...(knative ? [namespace('knative-serving')] : []),
-        ...nodeObjects(options.nodes ?? 2),
-      ]);
-      const crds: KubernetesObject[] = [];
-      if (keda) crds.push(...(await readYamlDir(join(dirs.keda ?? '', 'config', 'crd', 'bases'))));
-      if (knative) {
-        const config = join(dirs['knative-config'] ?? '', 'config', 'core');
-        crds.push(...(await readYamlDir(join(config, '300-resources'))));
-      }
-      await applyObjects(kubeConfig, crds);
-      if (knative) {
-        const configMaps = await readYamlDir(join(dirs['knative-config'] ?? '', 'config', 'core', 'configmaps'));
-        await applyObjects(kubeConfig, configMaps);
-      }
-      await waitFor(
-        'CRDs established',
-        async () => ((await crdsEstablished(kubeConfig, crds)) ? true : undefined),
-        this.#waitOptions(),
-      );
-    });
-
-    if (keda) {
-      await this.#timed('keda', async () => {
-        const operator = await bin('keda', 'operator');
-        const adapter = await bin('keda', 'adapter');
-        const grpcPort = await this.#port('keda-operator-grpc');
-        const probePort = await this.#port('keda-operator-probe');
-        const operatorMetricsPort = await this.#port('keda-operator-metrics');
-        const adapterPort = await this.#port('keda-adapter');
-        const adapterMetricsPort = await this.#port('keda-adapter-metrics');
-        const kedaEnv = this.#env({
-          KUBECONFIG: kubeconfig,
-          WATCH_NAMESPACE: '',
-          POD_NAMESPACE: 'keda',
-          KEDA_CLUSTER_OBJECT_NAMESPACE: 'keda',
-          OPERATOR_NAME: 'keda-operator',
-          KEDA_HTTP_DEFAULT_TIMEOUT: '3000',
-        });
-        await this.#start(
-          'keda-operator',
-          operator,
-          [
-            '--leader-elect=false',
-            `--metrics-bind-address=127.0.0.1:${operatorMetricsPort}`,
-            `--health-probe-bind-address=127.0.0.1:${probePort}`,
-            `--metrics-service-bind-address=127.0.0.1:${grpcPort}`,
-            `--cert-dir=${pki.kedaCertDir}`,
-            '--enable-cert-rotation=false',
-            '--enable-webhook-patching=false',
-            '--enable-apiservice-patching=false',
-            `--ca-dir=${pki.kedaCertDir}`,
-            '--zap-log-level=info',
-          ],
-          kedaEnv,
-        );
-        await this.#start(
-          'keda-adapter',
-          adapter,
-          [
-            `--secure-port=${adapterPort}`,
-            '--bind-address=127.0.0.1',
-            `--cert-dir=${pki.kedaCertDir}`,
-            `--tls-cert-file=${pki.kedaServing.certFile}`,
-            `--tls-private-key-file=${pki.kedaServing.keyFile}`,
-            `--lister-kubeconfig=${kubeconfig}`,
-            `--authentication-kubeconfig=${kubeconfig}`,
-            `--authorization-kubeconfig=${kubeconfig}`,
-            `--metrics-service-address=127.0.0.1:${grpcPort}`,
-            '--metrics-service-grpc-authority=localhost',
-            `--port=${adapterMetricsPort}`,
-            '--v=1',
-          ],
-          kedaEnv,
-        );
-        const caBundle = (await readFile(pki.ca.certFile)).toString('base64');
-        await applyObjects(kubeConfig, [
-          {
-            apiVersion: 'v1',
-            kind: 'Service',
-            metadata: { name: 'keda-metrics-apiserver', namespace: 'keda' },
-            // The aggregator resolves an ExternalName Service to its name and the APIService's port.
-            spec: { type: 'ExternalName', externalName: 'localhost' },
-          } as KubernetesObject,
-          {
-            apiVersion: 'apiregistration.k8s.io/v1',
-            kind: 'APIService',
-            metadata: { name: 'v1beta1.external.metrics.k8s.io' },
-            spec: {
-              group: 'external.metrics.k8s.io',
-              version: 'v1beta1',
-              groupPriorityMinimum: 100,
-              versionPriority: 100,
-              caBundle,
-              service: { name: 'keda-metrics-apiserver', namespace: 'keda', port: adapterPort },
-            },
-          } as KubernetesObject,
-        ]);
-        await waitFor(
-          'KEDA operator /readyz',
-          () => httpProbe(`http://127.0.0.1:${probePort}/readyz`),
-          this.#waitOptions(),
-        );
-        await waitFor(
-          'external.metrics.k8s.io APIService Available',
-          async () => ((await apiServiceAvailable(kubeConfig)) ? true : undefined),
-          this.#waitOptions(),
-        );
-      });
-    }
-
-    const images: Record<string, string> = {};
-    if (realNodes > 0) {
-      await this.#timed('images', async () => {
-        await waitFor('OCI registry', () => httpProbe(`http://${registryAddress}/v2/`), this.#waitOptions());
-        const tools = await ensureNodeTools();
-        const pushed = await pushNodeImages(registryAddress, tools);
-        const queue = await pushQueueProxyImage(registryAddress, await bin('knative', 'queue'), this.#versions.knative);
-        images.pause = pushed.pause.reference;
-        images.echoWasm = pushed.echoWasm.reference;
-        images.echoNative = pushed.echoNative.reference;
-        images.queue = queue.pinned;
-      });
-      await this.#timed('real-nodes', async () => {
-        const binaries = {
-          kubelet: await bin('kubernetes', 'kubelet'),
-          containerd: await bin('containerd', 'containerd'),
-          containerdDir: dirs.containerd ?? '',
-          runc: await bin('runc', 'runc'),
-          cniDir: dirs.cni ?? '',
-          wasmDir: dirs.node ?? '',
-        };
-        // Directories too, so tests can start another node from the same build.
-        this.#binaries['cni-plugins'] = binaries.cniDir;
-        this.#binaries['afterlife-node'] = binaries.wasmDir;
-        for (let index = 0; index < realNodes; index++) {
-          this.#nodes.push(
-            await RealNode.start({
-              name: `node-${index}`,
-              clusterDir: this.#stateDir,
-              apiServer,
-              ca: pki.ca,
-              kubeConfig,
-              binaries,
-              registry: registryAddress,
-              sandboxImage: images.pause ?? '',
-              forwarding: realNodes > 1,
-              timeoutMs: this.#readyTimeoutMs,
-            }),
-          );
-        }
-      });
-    }
-
-    if (knativeControllers) {
-      await this.#timed('knative-controllers', async () => {
-        const serving = await startKnativeServing({
-          kubeConfig,
-          kubeconfigPath: kubeconfig,
-          stateDir: this.#stateDir,
-          logDir: this.#logDir,
-          binDir: dirs.knative ?? '',
-          configDir: join(dirs.knative ?? '', 'config'),
-          networkingDir: dirs['knative-networking'] ?? '',
-          hpaBinDir: dirs.knative ?? '',
-          ...(images.queue ? { queueSidecarImage: images.queue } : {}),
-          ...(registryAddress ? { registry: registryAddress } : {}),
-          ...(this.#log ? { logger: this.#log } : {}),
-          timeoutMs: this.#readyTimeoutMs,
-        });
-        this.#processes.push(...serving.processes);
-      });
-    }
-
-    await this.#timed('nodes', async () => {
-      const core = kubeConfig.makeApiClient(CoreV1Api);
-      await waitFor(
-        'kwok nodes Ready',
-        async () => {
-          const nodes = await core.listNode({ labelSelector: 'type=kwok' });
-          const ready = nodes.items.filter((node) =>
-            node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-          );
-          return ready.length === (options.nodes ?? 2) ? true : undefined;
-        },
-        this.#waitOptions(),
-      );
-      await waitFor(
-        'default ServiceAccount',
-        async () => (await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' })) && true,
-        this.#waitOptions(),
-      );
-      if (registryAddress) {
-        await waitFor('OCI registry', () => httpProbe(`http://${registryAddress}/v2/`), this.#waitOptions());
-      }
-    });
-
-    const state: DevClusterState = {
-      name: this.#name,
-      stateDir: this.#stateDir,
-      kubeconfig,
-      apiServer,
-      registry: registryAddress,
-      ports: { ...this.#ports },
-      pids: Object.fromEntries(
-        [...this.#processes, ...this.#nodes.flatMap((node) => node.processes)].map((p) => [p.spec.name, p.pid]),
-      ),
-      binaries: { ...this.#binaries },
-      versions: this.#versions,
-      ownerPid: process.pid,
-      detached: options.detached ?? false,
-      startedAt: new Date().toISOString(),
-      timings: { ...this.#timings },
-      realNodes: this.#nodes.map((node) => node.state),
-      images,
-    };
-    await writeFile(join(this.#stateDir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
-    return { state, processes: this.#processes, nodes: this.#nodes };
   }
 
-  #env(extra: Record<string, string>): NodeJS.ProcessEnv {
-    return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/', ...extra };
-  }
+  /** Phases etcd, kube-apiserver (after writing the kubeconfig) and controllers (with kwok). */
+  async #startControlPlane(binaries: ControlPlaneBinaries, bins: BinaryResolver, pki: Pki): Promise<ControlPlane> {
+    const stateDir = this.#stateDir;
+    const { launch, wait } = this.#launcher;
+    const etcdPortPair = await etcdPorts();
+    const etcd = await this.#timed('etcd', async () => {
+      const etcd = await startEtcd(launch, {
+        binary: binaries.etcd,
+        dataDir: join(stateDir, 'etcd'),
+        ports: etcdPortPair,
+      });
+      await waitEtcdReady(etcd, wait);
+      return etcd;
+    });
 
-  #waitOptions(): { timeoutMs: number; intervalMs: number; guard: () => void } {
-    return { timeoutMs: this.#readyTimeoutMs, intervalMs: 150, guard: this.#guard };
-  }
+    const apiPort = await takePort(this.#options.apiServerPort);
+    const apiServer = apiServerUrl(apiPort);
+    const kubeconfig = await writeKubeconfig(stateDir, apiServer, pki);
+    const api = await this.#timed('kube-apiserver', async () => {
+      const api = await startApiServer(launch, {
+        binary: binaries.kubeApiServer,
+        stateDir,
+        etcdUrl: etcd.url,
+        port: apiPort,
+        pki,
+      });
+      await waitApiServerReady(api, pki, wait);
+      return api;
+    });
+    const kubeConfig = loadKubeConfig(kubeconfig);
 
-  async #createPki(): Promise<Pki> {
-    const dir = join(this.#stateDir, 'pki');
-    const ca = await createCertificateAuthority(dir, 'ca', 'afterlife-devcluster-ca');
-    const frontProxyCa = await createCertificateAuthority(dir, 'front-proxy-ca', 'afterlife-front-proxy-ca');
-    const [apiServer, admin, frontProxyClient, serviceAccount] = await Promise.all([
-      issueCertificate(ca, dir, 'apiserver', {
-        commonName: 'kube-apiserver',
-        dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
-        ipAddresses: ['127.0.0.1', '10.96.0.1'],
-        usage: 'server',
-      }),
-      issueCertificate(ca, dir, 'admin', {
-        commonName: 'afterlife-admin',
-        organization: 'system:masters',
-        usage: 'client',
-      }),
-      issueCertificate(frontProxyCa, dir, 'front-proxy-client', { commonName: 'front-proxy-client', usage: 'client' }),
-      createSigningKey(dir, 'service-account'),
+    const controllers = await this.#timed('controllers', async () => [
+      await startControllerManager(launch, { binary: binaries.kubeControllerManager, stateDir, kubeconfig, pki }),
+      await startScheduler(launch, { binary: binaries.kubeScheduler, stateDir, kubeconfig }),
+      await startKwok(launch, { binary: binaries.kwok, kwokDir: bins.dir('kwok'), stateDir, kubeconfig }),
     ]);
-    // KEDA's operator and adapter read ca.crt/tls.crt/tls.key from one directory for their mTLS gRPC link.
-    const kedaCertDir = join(dir, 'keda');
-    const kedaServing = await issueCertificate(ca, kedaCertDir, 'tls', {
-      commonName: 'keda-operator',
-      dnsNames: ['localhost', 'keda-operator.keda.svc', 'keda-metrics-apiserver.keda.svc'],
-      ipAddresses: ['127.0.0.1'],
-      usage: 'server-and-client',
-    });
-    await writeFile(join(kedaCertDir, 'ca.crt'), await readFile(ca.certFile));
-    // The API server's identity towards kubelets (logs, exec, port-forward); kubelets authorize it by webhook.
-    const apiServerKubeletClient = await issueCertificate(ca, dir, 'apiserver-kubelet-client', {
-      commonName: 'kube-apiserver-kubelet-client',
-      organization: 'system:masters',
-      usage: 'client',
-    });
-    return {
-      ca,
-      apiServer,
-      admin,
-      frontProxyCa,
-      frontProxyClient,
-      serviceAccount,
-      kedaCertDir,
-      kedaServing,
-      apiServerKubeletClient,
-    };
+    return { apiServer, kubeconfig, kubeConfig, components: [etcd, api, ...controllers] };
   }
-}
 
-function namespace(name: string): KubernetesObject {
-  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name } };
-}
+  async #startRegistry(bins: BinaryResolver): Promise<Registry> {
+    const binary = await bins.bin('registry', 'registry');
+    await bins.bin('oras', 'oras');
+    return startRegistry(this.#launcher.launch, { binary, stateDir: this.#stateDir });
+  }
 
-function nodeObjects(count: number): KubernetesObject[] {
-  return Array.from({ length: count }, (_, index) => ({
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: {
-      name: `kwok-node-${index}`,
-      annotations: { [KWOK_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-      labels: {
-        type: 'kwok',
-        'kubernetes.io/arch': 'amd64',
-        'kubernetes.io/os': 'linux',
-        'kubernetes.io/hostname': `kwok-node-${index}`,
-        'kubernetes.io/role': 'agent',
-      },
-    },
-    spec: { taints: [{ ...KWOK_NODE_TAINT }] },
-    status: {
-      allocatable: { cpu: '32', memory: '256Gi', pods: '110' },
-      capacity: { cpu: '32', memory: '256Gi', pods: '110' },
-    },
-  }));
-}
+  async #startKeda(bins: BinaryResolver, pki: Pki, controlPlane: ControlPlane): Promise<Keda> {
+    const operatorBinary = await bins.bin('keda', 'operator');
+    const adapterBinary = await bins.bin('keda', 'adapter');
+    const keda = await startKeda(this.#launcher.launch, {
+      operatorBinary,
+      adapterBinary,
+      kubeconfig: controlPlane.kubeconfig,
+      pki,
+    });
+    await registerExternalMetricsApi(controlPlane.kubeConfig, keda, pki);
+    await waitKedaReady(controlPlane.kubeConfig, keda, this.#launcher.wait);
+    return keda;
+  }
 
-async function readYamlDir(dir: string): Promise<KubernetesObject[]> {
-  const files = readdirSync(dir)
-    .filter((file) => file.endsWith('.yaml'))
-    .sort();
-  const objects: KubernetesObject[] = [];
-  for (const file of files) objects.push(...(await readManifests(join(dir, file))));
-  return objects;
-}
+  /** Phases images (pushed to the registry once it answers) and real-nodes. */
+  async #startRealNodes(
+    count: number,
+    bins: BinaryResolver,
+    pki: Pki,
+    controlPlane: ControlPlane,
+    registry: string,
+  ): Promise<ClusterImages> {
+    const images = await this.#timed('images', async () => {
+      await waitRegistryReady(registry, this.#launcher.wait);
+      return pushClusterImages(registry, { bins, knativeVersion: this.#versions.knative });
+    });
+    await this.#timed('real-nodes', async () => {
+      const binaries = await realNodeBinaries(bins);
+      const input = {
+        count,
+        clusterDir: this.#stateDir,
+        apiServer: controlPlane.apiServer,
+        ca: pki.ca,
+        kubeConfig: controlPlane.kubeConfig,
+        binaries,
+        registry,
+        sandboxImage: images.pause,
+        timeoutMs: this.#readyTimeoutMs,
+      };
+      await startRealNodes(input, this.#launcher.addNode);
+    });
+    return images;
+  }
 
-async function kwokConfigYaml(kwokDir: string): Promise<string> {
-  const stage = join(kwokDir, 'stage');
-  const files = [
-    join(stage, 'node', 'fast', 'node-initialize.yaml'),
-    join(stage, 'node', 'heartbeat-with-lease', 'node-heartbeat-with-lease.yaml'),
-    join(stage, 'pod', 'fast', 'pod-ready.yaml'),
-    join(stage, 'pod', 'fast', 'pod-complete.yaml'),
-    join(stage, 'pod', 'fast', 'pod-delete.yaml'),
-  ];
-  const parts: string[] = [];
-  for (const file of files) parts.push(await readFile(file, 'utf8'));
-  return parts.join('\n---\n');
-}
-
-function kubeconfigYaml(server: string, caFile: string, admin: KeyPair): string {
-  return stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'afterlife', cluster: { server, 'certificate-authority': caFile } }],
-    users: [{ name: 'afterlife-admin', user: { 'client-certificate': admin.certFile, 'client-key': admin.keyFile } }],
-    contexts: [{ name: 'afterlife', context: { cluster: 'afterlife', user: 'afterlife-admin', namespace: 'default' } }],
-    'current-context': 'afterlife',
-  });
-}
-
-async function crdsEstablished(kubeConfig: KubeConfig, crds: readonly KubernetesObject[]): Promise<boolean> {
-  const { ApiextensionsV1Api } = await import('@kubernetes/client-node');
-  const api = kubeConfig.makeApiClient(ApiextensionsV1Api);
-  const list = await api.listCustomResourceDefinition();
-  const established = new Set(
-    list.items
-      .filter((crd) => crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'))
-      .map((crd) => crd.metadata?.name),
-  );
-  return crds.every((crd) => crd.kind !== 'CustomResourceDefinition' || established.has(crd.metadata?.name));
-}
-
-async function apiServiceAvailable(kubeConfig: KubeConfig): Promise<boolean> {
-  const { ApiregistrationV1Api } = await import('@kubernetes/client-node');
-  const api = kubeConfig.makeApiClient(ApiregistrationV1Api);
-  const service = await api.readAPIService({ name: 'v1beta1.external.metrics.k8s.io' });
-  const available = service.status?.conditions?.find((c) => c.type === 'Available');
-  if (available?.status === 'True') return true;
-  throw new Error(`APIService Available=${available?.status ?? 'unknown'}: ${available?.message ?? ''}`);
-}
-
-/** GET over plain HTTP on loopback; resolves true on 2xx, throws with the status otherwise. */
-export async function httpProbe(url: string): Promise<true> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
-  await response.arrayBuffer();
-  if (response.ok) return true;
-  throw new Error(`${url} answered ${response.status}`);
-}
-
-function tlsProbe(url: string, pki: Pki): Promise<true> {
-  return new Promise((resolve, reject) => {
-    readFile(pki.ca.certFile)
-      .then(async (ca) => {
-        const [cert, key] = await Promise.all([readFile(pki.admin.certFile), readFile(pki.admin.keyFile)]);
-        const req = httpsRequest(url, { ca, cert, key, timeout: 2000 }, (res) => {
-          let body = '';
-          res.setEncoding('utf8').on('data', (chunk: string) => {
-            body += chunk;
-          });
-          res.on('end', () => {
-            if (res.statusCode === 200) resolve(true);
-            else reject(new Error(`${url} answered ${res.statusCode}: ${body.slice(0, 500)}`));
-          });
-        });
-        req.on('timeout', () => req.destroy(new Error(`${url} timed out`)));
-        req.on('error', reject);
-        req.end();
-      })
-      .catch((error: unknown) => reject(new Error(errorMessage(error))));
-  });
+  async #startKnativeControllers(
+    bins: BinaryResolver,
+    controlPlane: ControlPlane,
+    registry: string,
+    queueSidecarImage: string | undefined,
+  ): Promise<void> {
+    const serving = await startKnativeControllers({
+      kubeConfig: controlPlane.kubeConfig,
+      kubeconfig: controlPlane.kubeconfig,
+      stateDir: this.#stateDir,
+      logDir: this.#logDir,
+      bins,
+      queueSidecarImage,
+      registry,
+      log: this.#log,
+      timeoutMs: this.#readyTimeoutMs,
+    });
+    this.#launcher.adopt(serving.processes);
+  }
 }

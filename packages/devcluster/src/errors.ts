@@ -2,7 +2,7 @@ import { AfterlifeClusterError } from './cluster-error.ts';
 /** A component could not be built from the Go module proxy. */
 export class BuildError extends AfterlifeClusterError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('DEVCLUSTER_BUILD_FAILED', message, options);
+    super('BUILD_FAILED', message, options);
   }
 }
 
@@ -13,7 +13,7 @@ export class ComponentExitedError extends AfterlifeClusterError {
 
   constructor(component: string, exit: string, lastLogLines: readonly string[], logFile: string) {
     super(
-      'DEVCLUSTER_COMPONENT_EXITED',
+      'COMPONENT_EXITED',
       `${component} exited early (${exit}); last log lines from ${logFile}:\n  ${lastLogLines.join('\n  ')}`,
     );
     this.component = component;
@@ -26,7 +26,7 @@ export class PortInUseError extends AfterlifeClusterError {
   readonly port: number;
 
   constructor(port: number, options?: { cause?: unknown }) {
-    super('DEVCLUSTER_PORT_IN_USE', `port 127.0.0.1:${port} is already in use by another process`, options);
+    super('PORT_IN_USE', `port 127.0.0.1:${port} is already in use by another process`, options);
     this.port = port;
   }
 }
@@ -34,6 +34,6 @@ export class PortInUseError extends AfterlifeClusterError {
 /** Something did not become ready within its bounded wait. */
 export class ReadinessTimeoutError extends AfterlifeClusterError {
   constructor(what: string, timeoutMs: number, lastState: string) {
-    super('DEVCLUSTER_NOT_READY', `${what} was not ready after ${timeoutMs} ms; last observed: ${lastState}`);
+    super('READINESS_TIMEOUT', `${what} was not ready after ${timeoutMs} ms; last observed: ${lastState}`);
   }
 }

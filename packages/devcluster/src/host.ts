@@ -58,7 +58,7 @@ async function withHostLock<T>(work: () => Promise<T>): Promise<T> {
     } catch {
       const owner = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
       if (Number.isFinite(owner) && owner > 0 && !isAlive(owner)) await rm(lock, { recursive: true, force: true });
-      if (attempt > 600) throw new AfterlifeClusterError('DEVCLUSTER_HOST_LOCKED', `${lock} stayed locked for 60 s`);
+      if (attempt > 600) throw new AfterlifeClusterError('HOST_LOCKED', `${lock} stayed locked for 60 s`);
       await sleep(100);
     }
   }
@@ -202,7 +202,7 @@ export async function destroyCgroupTree(relative: string, timeoutMs = 10_000): P
     if (left === 0) return;
     if (Date.now() > deadline) {
       throw new AfterlifeClusterError(
-        'DEVCLUSTER_TEARDOWN_FAILED',
+        'TEARDOWN_FAILED',
         `cgroup ${relative} could not be removed (${left} directories busy; pids ${cgroupPids(relative).join(', ')})`,
       );
     }

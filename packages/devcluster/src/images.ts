@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { MEDIA_TYPES, type PushedImage, pushImage, pushWasmImage, sha256Digest } from './oci.ts';
+import { MEDIA_TYPES } from '@afterlife/core';
+import { type PushedImage, pushImage, pushWasmImage, sha256Digest } from './oci.ts';
 import { cacheDir } from './paths.ts';
 import { writeTar } from './tar.ts';
 

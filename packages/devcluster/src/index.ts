@@ -5,7 +5,6 @@ export {
   type DevClusterOptions,
   type DevClusterState,
   destroyFromState,
-  httpProbe,
   isClusterRunning,
   KWOK_NODE_ANNOTATION,
   KWOK_NODE_TAINT,
@@ -48,21 +47,10 @@ export {
   wasmRuntimeClass,
 } from './node.ts';
 export { ensureNodeTools, type NodeTools } from './node-tools.ts';
-export {
-  formatImageReference,
-  type ImageReference,
-  isLoopbackRegistry,
-  MEDIA_TYPES,
-  OciError,
-  type PushedImage,
-  parseImageReference,
-  pushImage,
-  pushWasmImage,
-  RUN_OCI_HANDLER_ANNOTATION,
-  WASM_VARIANT_ANNOTATION,
-} from './oci.ts';
+export { isLoopbackRegistry, OciError, type PushedImage, pushImage, pushWasmImage } from './oci.ts';
 export { COMPONENTS, type Component, cacheDir, readVersions, type Versions } from './paths.ts';
 export {
+  type CertificateAuthorityOptions,
   type CertificateRequest,
   createCertificateAuthority,
   createSigningKey,

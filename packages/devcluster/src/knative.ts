@@ -1,8 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import type { Logger } from '@afterlife/core';
+import { type Logger, probeOk } from '@afterlife/core';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { binaryPath } from './binaries.ts';
 import { AfterlifeClusterError } from './cluster-error.ts';
@@ -142,21 +141,6 @@ function activatorPlaceholder(): KubernetesObject[] {
     } as KubernetesObject,
     { apiVersion: 'v1', kind: 'Endpoints', metadata, subsets: [] } as KubernetesObject,
   ];
-}
-
-/** GET over a unix socket; true on 200. */
-function unixProbe(socketPath: string, path: string): Promise<true> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ socketPath, path, timeout: 2000 }, (res) => {
-      res.resume();
-      res.on('end', () =>
-        res.statusCode === 200 ? resolve(true) : reject(new Error(`${path} answered ${res.statusCode}`)),
-      );
-    });
-    req.on('timeout', () => req.destroy(new Error(`${path} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 async function crdsEstablished(kubeConfig: KubeConfig, names: readonly string[]): Promise<true | undefined> {
@@ -417,13 +401,13 @@ export async function startKnativeServing(options: KnativeServingOptions): Promi
         hpaProbe = join(dir, 'autoscaler-hpa-probes.sock');
         await startIsolated('knative-autoscaler-hpa', hpa, [`unix:${hpaProbe}=tcp:127.0.0.1:${PROBES_PORT}`], {});
       }
-      await wait('Knative controller /readiness', () => unixProbe(controllerProbe, '/readiness'));
+      await wait('Knative controller /readiness', () => probeOk({ socketPath: controllerProbe, path: '/readiness' }));
       await wait('Knative controller leading its reconcilers', () =>
         leading(controllerLog, controllerLogOffset, CONTROLLER_RECONCILERS),
       );
       if (hpaProbe) {
         const socket = hpaProbe;
-        await wait('Knative autoscaler-hpa /readiness', () => unixProbe(socket, '/readiness'));
+        await wait('Knative autoscaler-hpa /readiness', () => probeOk({ socketPath: socket, path: '/readiness' }));
       }
     });
     log?.info({ timings }, 'Knative Serving is running');

@@ -17,6 +17,8 @@ export async function readManifests(file: string): Promise<KubernetesObject[]> {
   return parseManifests(await readFile(file, 'utf8'));
 }
 
+const REQUEST_TIMEOUT_MS = 30_000;
+
 export class KubeRequestError extends AfterlifeClusterError {
   readonly status: number;
 
@@ -41,7 +43,7 @@ export async function kubeRequest(
   const server = kubeConfig.getCurrentCluster()?.server;
   if (!server) throw new AfterlifeClusterError('KUBECONFIG_INVALID', 'the kubeconfig has no current cluster');
   const url = new URL(path, server);
-  const options: RequestOptions = { method, headers: { Accept: 'application/json' }, timeout: 30_000 };
+  const options: RequestOptions = { method, headers: { Accept: 'application/json' }, timeout: REQUEST_TIMEOUT_MS };
   await kubeConfig.applyToHTTPSOptions(options);
   const payload = body === undefined ? undefined : JSON.stringify(body);
   if (payload !== undefined) options.headers = { ...options.headers, 'Content-Type': contentType };
@@ -66,7 +68,14 @@ export async function kubeRequest(
         }
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('timeout', () =>
+      req.destroy(
+        new AfterlifeClusterError(
+          'KUBE_REQUEST_FAILED',
+          `${method} ${path}: no answer within ${REQUEST_TIMEOUT_MS} ms`,
+        ),
+      ),
+    );
     req.on('error', reject);
     req.end(payload);
   });

@@ -131,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'env': {
       const state = await readClusterState(stateDir);
-      if (!state) throw new AfterlifeClusterError('DEVCLUSTER_NOT_RUNNING', `no cluster "${name}"; run "up" first`);
+      if (!state) throw new AfterlifeClusterError('CLUSTER_NOT_RUNNING', `no cluster "${name}"; run "up" first`);
       out(`export KUBECONFIG=${state.kubeconfig}\nexport ${STATE_DIR_ENV}=${state.stateDir}`);
       return 0;
     }

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { errorMessage } from '@afterlife/core';
+import { errorMessage, RUN_OCI_HANDLER_ANNOTATION, WASM_VARIANT_ANNOTATION } from '@afterlife/core';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { AfterlifeClusterError } from './cluster-error.ts';
@@ -25,7 +25,7 @@ export const REAL_NODE_LABEL = 'afterlife.dev/node';
 /** containerd runtime handler (RuntimeClass `handler`) with crun's compat-smart Wasm semantics. */
 export const WASM_RUNTIME_HANDLER = 'wasmedge';
 /** Pod annotations containerd passes to the OCI runtime (crun's Wasm detection). */
-const WASM_POD_ANNOTATIONS = ['module.wasm.image/variant', 'run.oci.handler'];
+const WASM_POD_ANNOTATIONS = [WASM_VARIANT_ANNOTATION, RUN_OCI_HANDLER_ANNOTATION];
 
 /**
  * The RuntimeClass that sends Wasm pods to the real nodes' `wasmedge` handler, as a cluster
@@ -101,7 +101,7 @@ async function ip(args: readonly string[]): Promise<string> {
     return (await run('ip', args)).stdout;
   } catch (error) {
     const detail = (error as { stderr?: string }).stderr?.trim() ?? errorMessage(error);
-    throw new AfterlifeClusterError('DEVCLUSTER_NODE_FAILED', `ip ${args.join(' ')} failed: ${detail}`, {
+    throw new AfterlifeClusterError('NODE_FAILED', `ip ${args.join(' ')} failed: ${detail}`, {
       cause: error,
     });
   }
@@ -113,7 +113,7 @@ async function freeSubnet(): Promise<number> {
   for (let third = 1; third < 255; third++) {
     if (!routes.includes(`10.214.${third}.0/24`)) return third;
   }
-  throw new AfterlifeClusterError('DEVCLUSTER_NODE_FAILED', `no free /24 left in ${NODE_POD_CIDR}`);
+  throw new AfterlifeClusterError('NODE_FAILED', `no free /24 left in ${NODE_POD_CIDR}`);
 }
 
 function shortId(text: string): string {

@@ -1,72 +1,16 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { errorMessage } from '@afterlife/core';
+import {
+  errorMessage,
+  type ImageReference,
+  MEDIA_TYPES,
+  parseImageReference,
+  WASM_VARIANT_ANNOTATION,
+} from '@afterlife/core';
 import { AfterlifeClusterError } from './cluster-error.ts';
 import { writeTar } from './tar.ts';
 
-/** OCI media types and the crun annotation this package reads and writes. */
-export const MEDIA_TYPES = {
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-  ociLayerTar: 'application/vnd.oci.image.layer.v1.tar',
-  ociLayerTarGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-} as const;
-
-/** crun's Wasm detection: this manifest annotation with `compat` or `compat-smart`. */
-export const WASM_VARIANT_ANNOTATION = 'module.wasm.image/variant';
-/** crun's alternative annotation (`wasm`, `wasm-smart`). */
-export const RUN_OCI_HANDLER_ANNOTATION = 'run.oci.handler';
-
 export class OciError extends AfterlifeClusterError {}
-
-export interface ImageReference {
-  /** `host[:port]` of the registry. */
-  readonly registry: string;
-  readonly repository: string;
-  readonly tag: string | undefined;
-  readonly digest: string | undefined;
-}
-
-/** Parses `registry/repo[:tag][@sha256:…]`; a reference without a registry host means Docker Hub. */
-export function parseImageReference(image: string): ImageReference {
-  const text = image.trim();
-  if (text === '' || /\s/.test(text)) throw new OciError('IMAGE_REF_INVALID', `invalid image reference "${image}"`);
-  let rest = text;
-  let digest: string | undefined;
-  const at = rest.indexOf('@');
-  if (at !== -1) {
-    digest = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new OciError('IMAGE_REF_INVALID', `invalid digest in "${image}"`);
-  }
-  const slash = rest.indexOf('/');
-  const first = slash === -1 ? '' : rest.slice(0, slash);
-  let registry = 'docker.io';
-  if (first !== '' && (first.includes('.') || first.includes(':') || first === 'localhost')) {
-    registry = first;
-    rest = rest.slice(slash + 1);
-  } else if (slash === -1) {
-    rest = `library/${rest}`;
-  }
-  let tag: string | undefined;
-  const colon = rest.lastIndexOf(':');
-  if (colon !== -1) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-  }
-  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+|__)*)*$/.test(rest)) {
-    throw new OciError('IMAGE_REF_INVALID', `invalid repository "${rest}" in "${image}"`);
-  }
-  if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) {
-    throw new OciError('IMAGE_REF_INVALID', `invalid tag "${tag}" in "${image}"`);
-  }
-  if (tag === undefined && digest === undefined) tag = 'latest';
-  return { registry, repository: rest, tag, digest };
-}
-
-export function formatImageReference(ref: ImageReference): string {
-  return `${ref.registry}/${ref.repository}${ref.tag === undefined ? '' : `:${ref.tag}`}${ref.digest === undefined ? '' : `@${ref.digest}`}`;
-}
 
 /** True for registries on the loopback interface (the only ones this project talks to by default). */
 export function isLoopbackRegistry(registry: string): boolean {

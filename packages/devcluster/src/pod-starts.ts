@@ -1,4 +1,5 @@
 import { type KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
+import { AfterlifeClusterError } from './cluster-error.ts';
 
 /**
  * When each step of a pod's start was seen, in ms of `performance.now()` (the API's own
@@ -75,7 +76,10 @@ export async function trackPodStarts(
       new Promise((resolve, reject) => {
         const known = starts.get(name)?.podIp;
         if (known) return resolve(known);
-        const timer = setTimeout(() => reject(new Error(`pod ${name} had no IP after ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new AfterlifeClusterError('READINESS_TIMEOUT', `pod ${name} had no IP after ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         waiters.set(name, [
           ...(waiters.get(name) ?? []),
           (ip) => {

@@ -32,7 +32,7 @@ export async function freePort(): Promise<number> {
     handedOut.add(port);
     return port;
   }
-  throw new AfterlifeClusterError('DEVCLUSTER_PORT_IN_USE', 'no fresh free port on 127.0.0.1 after 100 tries');
+  throw new AfterlifeClusterError('PORT_IN_USE', 'no fresh free port on 127.0.0.1 after 100 tries');
 }
 
 /** Fails with PortInUseError when a fixed port is already taken. */

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ensureComponent } from './binaries.ts';
 import { DevCluster, type DevClusterState, readClusterState, reapOrphanClusters } from './cluster.ts';
+import { AfterlifeClusterError } from './cluster-error.ts';
 import { DEFAULT_QUEUE_SIDECAR_IMAGE, type KnativeServing, startKnativeServing } from './knative.ts';
 import { KubeRequestError, kubeRequest } from './kube.ts';
 import { reapOrphanNetns } from './netns.ts';
@@ -66,7 +67,12 @@ async function acquire(): Promise<SharedCluster> {
   const stateDir = process.env[STATE_DIR_ENV];
   if (stateDir) {
     const state = await readClusterState(stateDir);
-    if (!state) throw new Error(`${STATE_DIR_ENV}=${stateDir} has no cluster state; is the cluster up?`);
+    if (!state) {
+      throw new AfterlifeClusterError(
+        'CLUSTER_NOT_RUNNING',
+        `${STATE_DIR_ENV}=${stateDir} has no cluster state; is the cluster up?`,
+      );
+    }
     return { kubeconfigPath: state.kubeconfig, registry: state.registry, binaries: state.binaries, state };
   }
   // No shared cluster: this test process starts its own and kills it when it exits.

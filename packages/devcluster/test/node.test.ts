@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { WASM_VARIANT_ANNOTATION } from '@afterlife/core';
 import { CoreV1Api, type KubeConfig, type V1Container, type V1Pod } from '@kubernetes/client-node';
 import {
   applyObjects,
@@ -10,7 +11,6 @@ import {
   pushStaticBinaryImage,
   pushWasmImage,
   REAL_NODE_LABEL,
-  WASM_VARIANT_ANNOTATION,
   waitFor,
   wasmRuntimeClass,
 } from '../src/index.ts';

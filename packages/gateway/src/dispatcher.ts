@@ -1,9 +1,12 @@
 import { EventEmitter } from 'node:events';
 import type { CountsSnapshot, FunctionCounts, Logger } from '@afterlife/core';
-import { errorMessage, functionKey } from '@afterlife/core';
-import { type Endpoint, type EndpointTable, endpointKey, type FunctionRef } from './endpoints.ts';
-import { GatewayError, TransportError } from './errors.ts';
+import { functionKey } from '@afterlife/core';
+import { DeliveryOutcome } from './delivery-outcome.ts';
+import { EndpointPicker, type PickedEndpoint } from './endpoint-picker.ts';
+import type { Endpoint, EndpointTable, FunctionRef } from './endpoints.ts';
+import { GatewayError } from './errors.ts';
 import type { EventMessage } from './events.ts';
+import { type AcceptedEvent, HeldQueue, pendingLimitError } from './held-queue.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { RateWindow } from './rate.ts';
 import type { Reply, Transport } from './transport.ts';
@@ -27,99 +30,23 @@ export interface DispatcherEvents {
   counts: [urgent: boolean];
 }
 
-interface Job {
-  readonly message: EventMessage;
-  readonly acceptedAt: number;
-  readonly deadline: number;
-  readonly resolve: (reply: Reply) => void;
-  readonly reject: (error: GatewayError) => void;
-  /** Settled or removed from the queue. */
-  done: boolean;
-  held: boolean;
-  attempts: number;
-  cleanup: (() => void) | undefined;
-}
-
-interface EndpointState {
-  readonly endpoint: Endpoint;
-  readonly key: string;
-  inFlight: number;
-  ejectedUntil: number;
-}
-
-interface FunctionMetrics {
-  readonly accepted: { inc(value?: number): void };
-  readonly delivered: { inc(value?: number): void };
-  readonly hold: { observe(value: number): void };
-  readonly delivery: { observe(value: number): void };
-}
-
-class FunctionState {
+/** One function (discovery `knative`: revision): its held events, its endpoints, how its events end. */
+interface FunctionState {
   readonly ref: FunctionRef;
   readonly key: string;
   readonly rate: RateWindow;
-  /** FIFO of held jobs; `head` skips consumed slots without shifting the array. */
-  queue: Job[] = [];
-  head = 0;
-  pending = 0;
-  inFlight = 0;
-  delivered = 0;
-  failed = 0;
-  endpoints = new Map<string, EndpointState>();
-  order: EndpointState[] = [];
-  cursor = 0;
-  /** When the first event was held with no ready endpoint (cold start begins). */
-  coldSince: number | undefined;
-  expiryTimer: NodeJS.Timeout | undefined;
-  ejectTimer: NodeJS.Timeout | undefined;
-  /** Metric children bound to this function's labels (label hashing once, not per event). */
-  metrics: FunctionMetrics | undefined;
-
-  constructor(ref: FunctionRef, rateWindowMs: number) {
-    this.ref = { namespace: ref.namespace, name: ref.name };
-    this.key = functionKey(ref);
-    this.rate = new RateWindow(rateWindowMs / 1000);
-  }
-
-  peek(): Job | undefined {
-    while (this.head < this.queue.length) {
-      const job = this.queue[this.head];
-      if (job !== undefined && !job.done) return job;
-      this.head++;
-    }
-    this.compact();
-    return undefined;
-  }
-
-  shift(): Job | undefined {
-    const job = this.peek();
-    if (job !== undefined) this.head++;
-    if (this.head > 1024 && this.head * 2 > this.queue.length) this.compact();
-    return job;
-  }
-
-  compact(): void {
-    this.queue = this.queue.slice(this.head).filter((job) => !job.done);
-    this.head = 0;
-  }
-
-  setEndpoints(endpoints: readonly Endpoint[]): void {
-    const next = new Map<string, EndpointState>();
-    for (const endpoint of endpoints) {
-      const key = endpointKey(endpoint);
-      next.set(key, this.endpoints.get(key) ?? { endpoint, key, inFlight: 0, ejectedUntil: 0 });
-    }
-    this.endpoints = next;
-    this.order = [...next.values()];
-    this.cursor = this.order.length === 0 ? 0 : this.cursor % this.order.length;
-  }
+  readonly queue: HeldQueue;
+  readonly picker: EndpointPicker;
+  readonly outcome: DeliveryOutcome;
 }
 
 /**
  * The gateway's core: accepts events for known functions, delivers each to the least-loaded
  * ready endpoint (per-replica concurrency limit), holds them while none is available (bounded
  * by the pending limit and the cold-start timeout), retries only when nothing reached the
- * function, and keeps the counts the scaler reads.
+ * function, and keeps the counts the scaler reads. Per function it composes a `HeldQueue`
+ * (waiting events), an `EndpointPicker` (where each delivery goes) and a `DeliveryOutcome`
+ * (what each sender gets, counts, metrics); the transport calls and the drain are its own.
  */
 export class Dispatcher extends EventEmitter<DispatcherEvents> {
   readonly #table: EndpointTable;
@@ -172,60 +99,30 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       this.#metrics?.rejected.inc({ reason: 'unknown_function' }, messages.length);
       throw new GatewayError('UNKNOWN_FUNCTION', `function ${functionKey(ref)} is not known to this gateway`);
     }
-    let state = this.#functions.get(functionKey(ref));
-    if (state !== undefined && state.pending + messages.length > this.#options.pendingLimit) {
+    const key = functionKey(ref);
+    let state = this.#functions.get(key);
+    const refusal = pendingLimitError(key, state?.queue.pending, messages.length, this.#options.pendingLimit);
+    if (refusal !== undefined) {
       this.#metrics?.rejected.inc({ reason: 'pending_limit' }, messages.length);
-      throw new GatewayError(
-        'PENDING_LIMIT',
-        `function ${state.key} already holds ${state.pending} events (limit ${this.#options.pendingLimit})`,
-      );
-    }
-    if (state === undefined && messages.length > this.#options.pendingLimit) {
-      this.#metrics?.rejected.inc({ reason: 'pending_limit' }, messages.length);
-      throw new GatewayError('PENDING_LIMIT', `batch of ${messages.length} exceeds the pending limit`);
+      throw refusal;
     }
     let urgent = false;
     if (state === undefined) {
-      state = new FunctionState(ref, this.#options.rateWindowMs);
-      state.setEndpoints(this.#table.endpoints(ref) ?? []);
-      if (this.#metrics !== undefined) {
-        const labels = { namespace: ref.namespace, function: ref.name };
-        state.metrics = {
-          accepted: this.#metrics.accepted.labels(labels),
-          delivered: this.#metrics.delivered.labels(labels),
-          hold: this.#metrics.hold.labels(labels),
-          delivery: this.#metrics.delivery.labels(labels),
-        };
-      }
+      state = this.#createState(ref);
       this.#functions.set(state.key, state);
       urgent = true;
     }
     const now = Date.now();
     state.rate.add(now, messages.length);
-    state.metrics?.accepted.inc(messages.length);
+    state.outcome.accepted(messages.length);
     const fn = state;
     const promises = messages.map(
       (message) =>
         new Promise<Reply>((resolve, reject) => {
-          const job: Job = {
-            message,
-            acceptedAt: now,
-            deadline: now + this.#options.coldStartTimeoutMs,
-            resolve,
-            reject,
-            done: false,
-            held: false,
-            attempts: 0,
-            cleanup: undefined,
-          };
-          if (signal !== undefined) {
-            const onAbort = () => this.#senderGone(fn, job);
-            signal.addEventListener('abort', onAbort, { once: true });
-            job.cleanup = () => signal.removeEventListener('abort', onAbort);
-          }
-          const endpoint = fn.pending === 0 ? this.#pick(fn, now) : undefined;
-          if (endpoint !== undefined) this.#start(fn, job, endpoint);
-          else if (this.#hold(fn, job, now, false)) urgent = true;
+          const event = fn.queue.accept(message, now, resolve, reject, signal);
+          const endpoint = fn.queue.pending === 0 ? fn.picker.pick(now) : undefined;
+          if (endpoint !== undefined) this.#start(fn, event, endpoint);
+          else if (this.#hold(fn, event, now, false)) urgent = true;
         }),
     );
     this.emit('counts', urgent);
@@ -240,10 +137,10 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       functions.push({
         namespace: state.ref.namespace,
         name: state.ref.name,
-        pending: state.pending,
-        inFlight: state.inFlight,
-        delivered: state.delivered,
-        failed: state.failed,
+        pending: state.queue.pending,
+        inFlight: state.outcome.inFlight,
+        delivered: state.outcome.delivered,
+        failed: state.outcome.failed,
         ratePerSecond: Math.round(state.rate.perSecond(now) * 1000) / 1000,
       });
     }
@@ -255,7 +152,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   /** Sum of held and in-flight events over all functions. */
   outstanding(): number {
     let total = 0;
-    for (const state of this.#functions.values()) total += state.pending + state.inFlight;
+    for (const state of this.#functions.values()) total += state.queue.pending + state.outcome.inFlight;
     return total;
   }
 
@@ -279,16 +176,14 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     let abandoned = 0;
     if (!drained) {
       for (const state of this.#functions.values()) {
-        for (let job = state.shift(); job !== undefined; job = state.shift()) {
-          state.pending -= 1;
+        for (let event = state.queue.take(); event !== undefined; event = state.queue.take()) {
           abandoned += 1;
-          this.#fail(
-            state,
-            job,
+          state.outcome.fail(
+            event,
             new GatewayError('SHUTTING_DOWN', 'the gateway shut down before an endpoint was ready'),
           );
         }
-        abandoned += state.inFlight;
+        abandoned += state.outcome.inFlight;
       }
       const reason = new GatewayError('SHUTTING_DOWN', 'the gateway shut down during delivery');
       this.#abort.abort(reason);
@@ -310,14 +205,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   releaseHeld(ref: FunctionRef, error: GatewayError): number {
     const state = this.#functions.get(functionKey(ref));
     if (state === undefined) return 0;
-    let released = 0;
-    for (let job = state.shift(); job !== undefined; job = state.shift()) {
-      state.pending -= 1;
-      released += 1;
-      this.#fail(state, job, error);
-    }
-    state.coldSince = undefined;
-    this.#scheduleExpiry(state);
+    const released = state.queue.releaseAll(error);
+    state.outcome.coldStartOver();
     this.#forgetIfGone(state);
     if (released > 0) this.#changed();
     return released;
@@ -327,13 +216,46 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   close(): void {
     this.#table.off('change', this.#onTable);
     for (const state of this.#functions.values()) {
-      clearTimeout(state.expiryTimer);
-      clearTimeout(state.ejectTimer);
+      state.queue.close();
+      state.picker.close();
     }
   }
 
-  #labels(state: FunctionState): { namespace: string; function: string } {
-    return { namespace: state.ref.namespace, function: state.ref.name };
+  #createState(ref: FunctionRef): FunctionState {
+    const key = functionKey(ref);
+    const outcome = new DeliveryOutcome({
+      ref,
+      deliveryTimeoutMs: this.#options.deliveryTimeoutMs,
+      metrics: this.#metrics,
+      logger: this.#logger,
+    });
+    const state: FunctionState = {
+      ref: { namespace: ref.namespace, name: ref.name },
+      key,
+      rate: new RateWindow(this.#options.rateWindowMs / 1000),
+      queue: new HeldQueue(
+        { key, coldStartTimeoutMs: this.#options.coldStartTimeoutMs },
+        {
+          fail: (event, error) => outcome.fail(event, error),
+          dropped: (changed) => {
+            if (state.queue.pending === 0) outcome.coldStartOver();
+            this.#forgetIfGone(state);
+            if (changed) this.#changed();
+          },
+        },
+      ),
+      picker: new EndpointPicker({
+        replicaConcurrency: this.#options.replicaConcurrency,
+        ejectMs: this.#options.ejectMs,
+        onReturn: () => {
+          this.#pump(state);
+          return state.queue.pending > 0;
+        },
+      }),
+      outcome,
+    };
+    state.picker.setEndpoints(this.#table.endpoints(ref) ?? []);
+    return state;
   }
 
   *#gauges() {
@@ -341,125 +263,25 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       yield {
         namespace: state.ref.namespace,
         name: state.ref.name,
-        pending: state.pending,
-        inFlight: state.inFlight,
-        readyEndpoints: state.order.length,
+        pending: state.queue.pending,
+        inFlight: state.outcome.inFlight,
+        readyEndpoints: state.picker.size,
       };
     }
   }
 
-  /** Least in-flight endpoint under its limit and not ejected; ties rotate so bursts spread. */
-  #pick(state: FunctionState, now: number): EndpointState | undefined {
-    const limit = this.#options.replicaConcurrency;
-    const count = state.order.length;
-    let best: EndpointState | undefined;
-    let bestIndex = 0;
-    for (let offset = 0; offset < count; offset++) {
-      const index = (state.cursor + offset) % count;
-      const candidate = state.order[index];
-      if (candidate === undefined || candidate.ejectedUntil > now) continue;
-      if (limit > 0 && candidate.inFlight >= limit) continue;
-      if (best === undefined || candidate.inFlight < best.inFlight) {
-        best = candidate;
-        bestIndex = index;
-      }
-    }
-    if (best !== undefined) state.cursor = (bestIndex + 1) % count;
-    return best;
-  }
-
   /** Returns true when pending went 0 → 1 (urgent for the scaler). */
-  #hold(state: FunctionState, job: Job, now: number, front: boolean): boolean {
-    job.held = true;
-    if (front) {
-      state.compact();
-      state.queue.unshift(job);
-      clearTimeout(state.expiryTimer);
-      state.expiryTimer = undefined;
-    } else {
-      state.queue.push(job);
-    }
-    state.pending += 1;
-    if (state.coldSince === undefined && this.#readyCount(state, now) === 0) state.coldSince = job.acceptedAt;
-    this.#scheduleExpiry(state);
-    return state.pending === 1;
+  #hold(state: FunctionState, event: AcceptedEvent, now: number, front: boolean): boolean {
+    const urgent = state.queue.hold(event, front);
+    if (!state.outcome.coldStarting && state.picker.readyCount(now) === 0)
+      state.outcome.coldStartFrom(event.acceptedAt);
+    return urgent;
   }
 
-  #readyCount(state: FunctionState, now: number): number {
-    let ready = 0;
-    for (const endpoint of state.order) if (endpoint.ejectedUntil <= now) ready += 1;
-    return ready;
-  }
-
-  #scheduleExpiry(state: FunctionState): void {
-    const head = state.peek();
-    if (head === undefined) {
-      clearTimeout(state.expiryTimer);
-      state.expiryTimer = undefined;
-      return;
-    }
-    if (state.expiryTimer !== undefined) return;
-    state.expiryTimer = setTimeout(() => this.#expire(state), Math.max(0, head.deadline - Date.now()));
-  }
-
-  #expire(state: FunctionState): void {
-    state.expiryTimer = undefined;
+  #start(state: FunctionState, event: AcceptedEvent, endpoint: PickedEndpoint): void {
     const now = Date.now();
-    let changed = false;
-    for (let job = state.peek(); job !== undefined && job.deadline <= now; job = state.peek()) {
-      state.shift();
-      state.pending -= 1;
-      changed = true;
-      this.#fail(
-        state,
-        job,
-        new GatewayError(
-          'COLD_START_TIMEOUT',
-          `no ready endpoint for ${state.key} within ${this.#options.coldStartTimeoutMs} ms`,
-        ),
-      );
-    }
-    if (state.pending === 0) state.coldSince = undefined;
-    this.#scheduleExpiry(state);
-    this.#forgetIfGone(state);
-    if (changed) this.#changed();
-  }
-
-  #senderGone(state: FunctionState, job: Job): void {
-    if (job.done || !job.held) return; // in flight: let the delivery finish
-    state.pending -= 1;
-    this.#fail(state, job, new GatewayError('SENDER_GONE', 'the sender disconnected while the event was held'));
-    if (state.pending === 0) state.coldSince = undefined;
-    this.#scheduleExpiry(state);
-    this.#forgetIfGone(state);
-    this.#changed();
-  }
-
-  #fail(state: FunctionState, job: Job, error: GatewayError): void {
-    if (job.done) return;
-    job.done = true;
-    job.cleanup?.();
-    state.failed += 1;
-    this.#metrics?.failed.inc({ ...this.#labels(state), reason: error.code.toLowerCase() });
-    if (job.held) state.metrics?.hold.observe((Date.now() - job.acceptedAt) / 1000);
-    job.reject(error);
-  }
-
-  #start(state: FunctionState, job: Job, endpoint: EndpointState): void {
-    const now = Date.now();
-    job.attempts += 1;
-    endpoint.inFlight += 1;
-    state.inFlight += 1;
-    if (job.held) state.metrics?.hold.observe((now - job.acceptedAt) / 1000);
-    job.held = false;
-    if (state.coldSince !== undefined) {
-      this.#metrics?.coldStart.observe(this.#labels(state), (now - state.coldSince) / 1000);
-      this.#logger?.info(
-        { function: state.key, coldStartMs: now - state.coldSince, endpoint: endpoint.key },
-        'first delivery after cold start',
-      );
-      state.coldSince = undefined;
-    }
+    state.picker.acquire(endpoint);
+    state.outcome.started(event, endpoint.key, now);
     // One controller per delivery (cheaper than AbortSignal.any on a long-lived signal).
     const controller = new AbortController();
     let timedOut = false;
@@ -471,83 +293,26 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     const finish = () => {
       clearTimeout(timer);
       this.#deliveries.delete(controller);
+      state.picker.release(endpoint);
     };
-    this.#transport.send(endpoint.endpoint, job.message, controller.signal).then(
+    this.#transport.send(endpoint.endpoint, event.message, controller.signal).then(
       (reply) => {
         finish();
-        endpoint.inFlight -= 1;
-        state.inFlight -= 1;
-        state.metrics?.delivery.observe((Date.now() - now) / 1000);
-        job.done = true;
-        job.cleanup?.();
-        if (reply.status < 500) {
-          state.delivered += 1;
-          state.metrics?.delivered.inc();
-        } else {
-          state.failed += 1;
-          this.#metrics?.failed.inc({ ...this.#labels(state), reason: 'function_error' });
-        }
-        job.resolve(reply);
+        state.outcome.replied(event, reply, now);
         this.#afterDelivery(state);
       },
       (error: unknown) => {
         finish();
-        endpoint.inFlight -= 1;
-        state.inFlight -= 1;
         const at = Date.now();
-        if (error instanceof TransportError && error.safeToRetry && !this.#abort.signal.aborted && at < job.deadline) {
+        const end = { shuttingDown: this.#abort.signal.aborted, timedOut, at };
+        if (state.outcome.unanswered(event, endpoint.key, error, end)) {
           // Nothing reached the function: skip this endpoint for a while and hold the event again.
-          endpoint.ejectedUntil = at + this.#options.ejectMs;
-          this.#scheduleEjectEnd(state);
-          this.#logger?.warn(
-            { function: state.key, endpoint: endpoint.key, err: errorMessage(error), eventId: job.message.id },
-            'the event did not reach the endpoint (connection refused or a stale keep-alive connection); retrying it',
-          );
-          const urgent = this.#hold(state, job, at, true);
-          if (urgent) this.emit('counts', true);
-          this.#afterDelivery(state);
-          return;
+          state.picker.eject(endpoint, at);
+          if (this.#hold(state, event, at, true)) this.emit('counts', true);
         }
-        let failure: GatewayError;
-        if (this.#abort.signal.aborted) {
-          failure = new GatewayError('SHUTTING_DOWN', 'the gateway shut down during delivery', { cause: error });
-        } else if (timedOut) {
-          failure = new GatewayError(
-            'DELIVERY_TIMEOUT',
-            `${state.key} did not answer within ${this.#options.deliveryTimeoutMs} ms`,
-            { cause: error },
-          );
-        } else {
-          failure = new GatewayError('DELIVERY_FAILED', `delivery to ${state.key} failed: ${errorMessage(error)}`, {
-            cause: error,
-          });
-        }
-        this.#logger?.warn(
-          { function: state.key, endpoint: endpoint.key, err: errorMessage(error), eventId: job.message.id },
-          'delivery failed',
-        );
-        this.#fail(state, job, failure);
         this.#afterDelivery(state);
       },
     );
-  }
-
-  /** Pumps again when the first ejected endpoint is back (timers may fire a millisecond early, so it re-arms). */
-  #scheduleEjectEnd(state: FunctionState): void {
-    if (state.ejectTimer !== undefined) return;
-    const now = Date.now();
-    let until = Number.POSITIVE_INFINITY;
-    for (const endpoint of state.order) if (endpoint.ejectedUntil > now) until = Math.min(until, endpoint.ejectedUntil);
-    if (until === Number.POSITIVE_INFINITY) return;
-    state.ejectTimer = setTimeout(
-      () => {
-        state.ejectTimer = undefined;
-        this.#pump(state);
-        if (state.pending > 0) this.#scheduleEjectEnd(state);
-      },
-      Math.max(1, until - now),
-    );
-    state.ejectTimer.unref();
   }
 
   #afterDelivery(state: FunctionState): void {
@@ -558,10 +323,10 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
 
   /** Drops an idle function the table no longer knows (revisions come and go with every rollout). */
   #forgetIfGone(state: FunctionState): void {
-    if (state.pending > 0 || state.inFlight > 0 || this.#table.has(state.ref)) return;
+    if (state.queue.pending > 0 || state.outcome.inFlight > 0 || this.#table.has(state.ref)) return;
     if (this.#functions.get(state.key) !== state) return;
-    clearTimeout(state.expiryTimer);
-    clearTimeout(state.ejectTimer);
+    state.queue.close();
+    state.picker.close();
     this.#functions.delete(state.key);
   }
 
@@ -569,17 +334,16 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   #pump(state: FunctionState): void {
     const now = Date.now();
     let moved = false;
-    while (state.pending > 0) {
-      const endpoint = this.#pick(state, now);
+    while (state.queue.pending > 0) {
+      const endpoint = state.picker.pick(now);
       if (endpoint === undefined) break;
-      const job = state.shift();
-      if (job === undefined) break;
-      state.pending -= 1;
+      const event = state.queue.take();
+      if (event === undefined) break;
       moved = true;
-      this.#start(state, job, endpoint);
+      this.#start(state, event, endpoint);
     }
     if (moved) {
-      this.#scheduleExpiry(state);
+      state.queue.scheduleExpiry();
       this.#changed();
     }
   }
@@ -596,9 +360,9 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   #endpointsChanged(ref: FunctionRef, endpoints: readonly Endpoint[] | undefined): void {
     const state = this.#functions.get(functionKey(ref));
     if (state === undefined) return;
-    state.setEndpoints(endpoints ?? []);
-    this.#logger?.debug({ function: state.key, endpoints: state.order.map((e) => e.key) }, 'endpoints changed');
-    if (endpoints === undefined && state.pending === 0 && state.inFlight === 0) {
+    state.picker.setEndpoints(endpoints ?? []);
+    this.#logger?.debug({ function: state.key, endpoints: state.picker.keys() }, 'endpoints changed');
+    if (endpoints === undefined && state.queue.pending === 0 && state.outcome.inFlight === 0) {
       this.#forgetIfGone(state);
       this.#changed();
       return;

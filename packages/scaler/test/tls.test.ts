@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createCertificateAuthority, issueCertificate } from '@afterlife/devcluster';
 import * as grpc from '@grpc/grpc-js';
 import { type RunningScaler, startScaler } from '../src/scaler.ts';
 import {
@@ -30,92 +31,41 @@ interface Pki {
   rogueClientKey: string;
 }
 
-function openssl(dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
 /** A CA, a server cert for 127.0.0.1/localhost, a client cert from that CA and one from an unrelated CA. */
-function makePki(): Pki {
-  const dir = mkdtempSync(join(tmpdir(), 'scaler-tls-'));
-  const ca = (name: string) =>
-    openssl(dir, [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.crt`,
-    ]);
-  const leaf = (name: string, caName: string, ext: string) => {
-    openssl(dir, [
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-subj',
-      `/CN=${name}`,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-    ]);
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    openssl(dir, [
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      `${caName}.crt`,
-      '-CAkey',
-      `${caName}.key`,
-      '-CAcreateserial',
-      '-days',
-      '1',
-      '-extfile',
-      `${name}.ext`,
-      '-out',
-      `${name}.crt`,
-    ]);
-  };
-  ca('ca');
-  ca('rogue-ca');
-  leaf('server', 'ca', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  leaf('keda', 'ca', 'extendedKeyUsage=clientAuth\n');
-  leaf('rogue', 'rogue-ca', 'extendedKeyUsage=clientAuth\n');
-  const p = (file: string) => join(dir, file);
+async function makePki(): Promise<Pki> {
+  const dir = await mkdtemp(join(tmpdir(), 'scaler-tls-'));
+  const ca = await createCertificateAuthority(dir, 'ca', 'ca', { days: 1 });
+  const rogueCa = await createCertificateAuthority(dir, 'rogue-ca', 'rogue-ca', { days: 1 });
+  const server = await issueCertificate(ca, dir, 'server', {
+    commonName: 'server',
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    usage: 'server',
+    days: 1,
+  });
+  const keda = await issueCertificate(ca, dir, 'keda', { commonName: 'keda', usage: 'client', days: 1 });
+  const rogue = await issueCertificate(rogueCa, dir, 'rogue', { commonName: 'rogue', usage: 'client', days: 1 });
   return {
     dir,
-    caCert: p('ca.crt'),
-    serverCert: p('server.crt'),
-    serverKey: p('server.key'),
-    clientCert: p('keda.crt'),
-    clientKey: p('keda.key'),
-    rogueCaCert: p('rogue-ca.crt'),
-    rogueClientCert: p('rogue.crt'),
-    rogueClientKey: p('rogue.key'),
+    caCert: ca.certFile,
+    serverCert: server.certFile,
+    serverKey: server.keyFile,
+    clientCert: keda.certFile,
+    clientKey: keda.keyFile,
+    rogueCaCert: rogueCa.certFile,
+    rogueClientCert: rogue.certFile,
+    rogueClientKey: rogue.keyFile,
   };
 }
 
-describe('TLS and mutual TLS (openssl-generated certs)', function () {
+describe('TLS and mutual TLS (certificates from the devcluster PKI)', function () {
   this.timeout(20_000);
   let pki: Pki;
   let gateway: FakeGateway;
   const closers: (() => unknown)[] = [];
 
   before(async () => {
-    pki = makePki();
+    pki = await makePki();
     gateway = await FakeGateway.start('gw');
     gateway.set([counts('ns', 'f', { pending: 1 })]);
   });

@@ -9,20 +9,23 @@ import {
   RUNTIME_CLASS_FLAG,
   RUNTIME_CLASS_NAME_KEY,
   runtimeClassFieldAllowed,
+  WASM_VARIANT_ANNOTATION,
 } from '@afterlife/core';
 import type { MutationConfig } from './config.ts';
 import { WebhookError } from './errors.ts';
 
 export const KNATIVE_GROUP = 'serving.knative.dev';
 
-/** Labels and annotations the webhook reads (on the Service/Configuration) and writes (on its template). */
+/**
+ * Labels and annotations the webhook reads (on the Service/Configuration) and writes (on its
+ * template); crun's variant annotation is core's `WASM_VARIANT_ANNOTATION`.
+ */
 export const LABEL_RUNTIME = 'afterlife.dev/runtime';
 export const RUNTIME_WASMEDGE = 'wasmedge';
 export const RUNTIME_DISABLED = 'disabled';
 export const LABEL_SCALING = 'afterlife.dev/scaling';
 export const SCALING_EVENTS = 'events';
 export const ANNOTATION_TARGET_VALUE = 'afterlife.dev/target-value';
-export const ANNOTATION_WASM_VARIANT = 'module.wasm.image/variant';
 export const ANNOTATION_AUTOSCALING_CLASS = 'autoscaling.knative.dev/class';
 export const ANNOTATION_MIN_SCALE = 'autoscaling.knative.dev/min-scale';
 const MIN_SCALE_ALIASES = [ANNOTATION_MIN_SCALE, 'autoscaling.knative.dev/minScale'];
@@ -286,7 +289,7 @@ function mutation(
   };
 
   // 1. Run the Wasm entrypoint under WasmEdge and everything else (queue-proxy) natively.
-  wantAnnotation(ANNOTATION_WASM_VARIANT, config.wasmVariant);
+  wantAnnotation(WASM_VARIANT_ANNOTATION, config.wasmVariant);
 
   // 2. Event scaling through the Afterlife scaler, when asked for.
   const scaling = objectLabels[LABEL_SCALING] ?? objectAnnotations[LABEL_SCALING];

@@ -14,8 +14,6 @@ export type WebhookErrorCode =
   | 'ADMISSION_TIMEOUT'
   /** TLS certificate or key could not be read or do not form a valid pair. */
   | 'TLS_INVALID'
-  /** An image reference could not be parsed. */
-  | 'IMAGE_REFERENCE_INVALID'
   /** The registry could not be reached, timed out or answered with an error. */
   | 'REGISTRY_FAILED'
   /** The Knative ConfigMaps have not been read (yet). */

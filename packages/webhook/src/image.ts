@@ -1,78 +1,31 @@
-import { errorMessage, isRecord } from '@afterlife/core';
+import {
+  DOCKER_HUB_REGISTRY,
+  errorMessage,
+  isRecord,
+  MEDIA_TYPES,
+  parseImageReference,
+  WASM_VARIANT_ANNOTATION,
+} from '@afterlife/core';
 import type { ImageInspector } from './admit.ts';
 import { WebhookError } from './errors.ts';
 
-/** Media types and the annotation that mark an OCI artifact as a Wasm image. */
+/** Media types that mark an OCI artifact as a Wasm image (with crun's variant annotation). */
 export const WASM_LAYER_MEDIA_TYPES: readonly string[] = [
   'application/vnd.wasm.content.layer.v1+wasm',
   'application/vnd.w3c.wasm.module.v1+wasm',
 ];
 export const WASM_CONFIG_MEDIA_TYPES: readonly string[] = ['application/vnd.wasm.config.v1+json'];
-export const WASM_VARIANT_ANNOTATION = 'module.wasm.image/variant';
 
 const MANIFEST_ACCEPT = [
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
+  MEDIA_TYPES.ociManifest,
+  MEDIA_TYPES.ociIndex,
+  MEDIA_TYPES.dockerManifest,
+  MEDIA_TYPES.dockerManifestList,
 ].join(', ');
-const IMAGE_CONFIG_MEDIA_TYPES = new Set([
-  'application/vnd.oci.image.config.v1+json',
-  'application/vnd.docker.container.image.v1+json',
-]);
+const IMAGE_CONFIG_MEDIA_TYPES = new Set<string>([MEDIA_TYPES.ociConfig, MEDIA_TYPES.dockerConfig]);
 const MAX_DOCUMENT_BYTES = 4 * 1024 * 1024;
 const MAX_CONFIG_BLOB_BYTES = 256 * 1024;
 const WASM_OS = new Set(['wasi', 'wasip1', 'wasip2']);
-
-export interface ImageReference {
-  /** Registry host[:port] as written (docker.io for Docker Hub). */
-  readonly registry: string;
-  readonly repository: string;
-  /** Tag or digest. */
-  readonly reference: string;
-}
-
-/** Parses `[registry/]repository[:tag][@digest]` the way container runtimes do. */
-export function parseImageReference(image: string): ImageReference {
-  const text = image.trim();
-  if (text === '' || /\s/.test(text)) {
-    throw new WebhookError('IMAGE_REFERENCE_INVALID', `invalid image reference "${image}"`);
-  }
-  let rest = text;
-  let reference: string | undefined;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    reference = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-    if (!/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(reference)) {
-      throw new WebhookError('IMAGE_REFERENCE_INVALID', `invalid digest in image reference "${image}"`);
-    }
-  }
-  const slash = rest.lastIndexOf('/');
-  const colon = rest.lastIndexOf(':');
-  if (colon > slash) {
-    const tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    reference ??= tag;
-  }
-  reference ??= 'latest';
-  const parts = rest.split('/');
-  let registry = 'docker.io';
-  const first = parts[0] ?? '';
-  if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost')) {
-    registry = first;
-    parts.shift();
-  }
-  let repository = parts.join('/');
-  if (registry === 'docker.io' && parts.length === 1) repository = `library/${repository}`;
-  if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository)) {
-    throw new WebhookError('IMAGE_REFERENCE_INVALID', `invalid repository in image reference "${image}"`);
-  }
-  if (!/^[\w][\w.-]{0,127}$/.test(reference) && !reference.includes(':')) {
-    throw new WebhookError('IMAGE_REFERENCE_INVALID', `invalid tag in image reference "${image}"`);
-  }
-  return { registry, repository, reference };
-}
 
 /** True when an OCI manifest, index or image config document marks a Wasm image. */
 export function documentIsWasm(document: unknown): boolean {
@@ -207,11 +160,14 @@ export class RegistryImageInspector implements ImageInspector {
     }
   }
 
-  /** Inspects without the cache; throws WebhookError when the registry cannot answer. */
+  /**
+   * Inspects without the cache; throws WebhookError when the registry cannot answer (and core's
+   * `IMAGE_REFERENCE_INVALID` for a reference that cannot be parsed).
+   */
   async inspect(image: string): Promise<boolean> {
     const ref = parseImageReference(image);
     const signal = AbortSignal.timeout(this.#options.timeoutMs);
-    const host = ref.registry === 'docker.io' ? 'registry-1.docker.io' : ref.registry;
+    const host = ref.registry === DOCKER_HUB_REGISTRY ? 'registry-1.docker.io' : ref.registry;
     const base = `${this.#insecure.has(ref.registry) ? 'http' : 'https'}://${host}/v2/${ref.repository}`;
     const session = { token: undefined as string | undefined };
     const manifest = await this.#getJson(`${base}/manifests/${ref.reference}`, MANIFEST_ACCEPT, signal, session, image);

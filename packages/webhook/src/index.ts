@@ -9,7 +9,6 @@ export {
   ANNOTATION_SCALED_OBJECT_OVERRIDE,
   ANNOTATION_TARGET,
   ANNOTATION_TARGET_VALUE,
-  ANNOTATION_WASM_VARIANT,
   admit,
   HPA_CLASS,
   type ImageInspector,
@@ -37,9 +36,7 @@ export {
 export { WebhookError, type WebhookErrorCode } from './errors.ts';
 export {
   documentIsWasm,
-  type ImageReference,
   type InspectionResult,
-  parseImageReference,
   RegistryImageInspector,
   type RegistryImageInspectorOptions,
   WASM_CONFIG_MEDIA_TYPES,

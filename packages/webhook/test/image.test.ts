@@ -1,30 +1,10 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { documentIsWasm, type InspectionResult, parseImageReference, RegistryImageInspector } from '../src/image.ts';
+import { hasCode } from '@afterlife/core';
+import { documentIsWasm, type InspectionResult, RegistryImageInspector } from '../src/image.ts';
 
-describe('image references', () => {
-  const cases: Array<[string, string, string, string]> = [
-    ['nginx', 'docker.io', 'library/nginx', 'latest'],
-    ['nginx:1.27', 'docker.io', 'library/nginx', '1.27'],
-    ['user/app:v1', 'docker.io', 'user/app', 'v1'],
-    ['ghcr.io/afterlife/hello-wasm:1.0.0', 'ghcr.io', 'afterlife/hello-wasm', '1.0.0'],
-    ['127.0.0.1:5000/fn/echo:v2', '127.0.0.1:5000', 'fn/echo', 'v2'],
-    ['localhost/fn', 'localhost', 'fn', 'latest'],
-    [`registry.local/a/b@sha256:${'a'.repeat(64)}`, 'registry.local', 'a/b', `sha256:${'a'.repeat(64)}`],
-    [`registry.local/a:tag@sha256:${'b'.repeat(64)}`, 'registry.local', 'a', `sha256:${'b'.repeat(64)}`],
-  ];
-  for (const [image, registry, repository, reference] of cases) {
-    it(`parses ${image}`, () => {
-      assert.deepEqual(parseImageReference(image), { registry, repository, reference });
-    });
-  }
-  for (const bad of ['', 'UPPER/case', 'a b', 'x@sha256', 'reg.io/repo:tag!']) {
-    it(`rejects "${bad}" with IMAGE_REFERENCE_INVALID`, () => {
-      assert.throws(() => parseImageReference(bad), { code: 'IMAGE_REFERENCE_INVALID' });
-    });
-  }
-});
+// Image reference parsing is core's (`packages/core/test/oci.test.ts`).
 
 describe('Wasm detection from OCI documents', () => {
   const cases: Array<[string, unknown, boolean]> = [
@@ -188,5 +168,22 @@ describe('RegistryImageInspector behaviour', () => {
     const strict = new RegistryImageInspector({ timeoutMs: 1000, onResult: (_r, _i, error) => errors.push(error) });
     assert.equal(await strict.isWasmImage(`${host}/fn/wasm:v1`), false);
     assert.match(String(errors[1]), /cannot fetch/);
+  });
+
+  it('counts an unparsable reference as not Wasm without asking any registry', async () => {
+    const errors: unknown[] = [];
+    const results: InspectionResult[] = [];
+    const i = new RegistryImageInspector({
+      timeoutMs: 1000,
+      insecureRegistries: [host],
+      onResult: (result, _i, error) => {
+        results.push(result);
+        errors.push(error);
+      },
+    });
+    assert.equal(await i.isWasmImage(`${host}/fn/wasm@sha256:abc`), false);
+    assert.deepEqual(results, ['error']);
+    assert.ok(hasCode(errors[0], 'IMAGE_REFERENCE_INVALID'));
+    assert.deepEqual(requests, []);
   });
 });

@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { type RequestOptions, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { createCertificateAuthority, issueCertificate, type KeyPair } from '@afterlife/devcluster';
 
 export interface TestPki {
   dir: string;
@@ -16,33 +13,15 @@ export interface TestPki {
   cleanup(): Promise<void>;
 }
 
-/** A throwaway CA (openssl CLI) in a temp dir. */
+/** A throwaway CA (the devcluster PKI) in a temp dir. */
 export async function createTestPki(): Promise<TestPki> {
   const dir = await mkdtemp(join(tmpdir(), 'afterlife-webhook-tls-'));
-  const caFile = join(dir, 'ca.crt');
-  const caKeyFile = join(dir, 'ca.key');
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    caKeyFile,
-    '-out',
-    caFile,
-    '-days',
-    '1',
-    '-subj',
-    '/CN=afterlife-webhook-test-ca',
-  ]);
+  const ca = await createCertificateAuthority(dir, 'ca', 'afterlife-webhook-test-ca', { days: 1 });
   return {
     dir,
-    caFile,
-    caKeyFile,
-    caPem: await readFile(caFile, 'utf8'),
+    caFile: ca.certFile,
+    caKeyFile: ca.keyFile,
+    caPem: await readFile(ca.certFile, 'utf8'),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }
@@ -52,46 +31,19 @@ export async function issueServerCert(
   pki: TestPki,
   name: string,
   target: { certFile?: string; keyFile?: string } = {},
-): Promise<{ certFile: string; keyFile: string }> {
-  const keyFile = join(pki.dir, `${name}.key`);
-  const csrFile = join(pki.dir, `${name}.csr`);
-  const certFile = join(pki.dir, `${name}.crt`);
-  const extFile = join(pki.dir, `${name}.ext`);
-  await writeFile(
-    extFile,
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n',
+): Promise<KeyPair> {
+  const { certFile, keyFile } = await issueCertificate(
+    { certFile: pki.caFile, keyFile: pki.caKeyFile },
+    pki.dir,
+    name,
+    {
+      commonName: name,
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
+      days: 1,
+    },
   );
-  await run('openssl', [
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    keyFile,
-    '-out',
-    csrFile,
-    '-subj',
-    `/CN=${name}`,
-  ]);
-  await run('openssl', [
-    'x509',
-    '-req',
-    '-in',
-    csrFile,
-    '-CA',
-    pki.caFile,
-    '-CAkey',
-    pki.caKeyFile,
-    '-CAcreateserial',
-    '-out',
-    certFile,
-    '-days',
-    '1',
-    '-extfile',
-    extFile,
-  ]);
   if (target.certFile !== undefined && target.keyFile !== undefined) {
     // Write the new pair over the served files (key first, like a Secret update may land half-way).
     await writeFile(target.keyFile, await readFile(keyFile));
