@@ -167,6 +167,10 @@ Fails rendering when event-scaled revisions would have nobody to scale them:
 {{- if and .Values.autoscaler.enabled (not .Values.scaler.enabled) (not .Values.autoscaler.scalerAddress) -}}
 {{- fail "autoscaler.enabled needs a scaler for its ScaledObjects: set scaler.enabled=true or autoscaler.scalerAddress (host:port of an Afterlife scaler)" -}}
 {{- end -}}
+{{- /* The chart's scaler serving TLS: plaintext triggers could never reach it. */ -}}
+{{- if and .Values.autoscaler.enabled .Values.scaler.enabled (not .Values.autoscaler.scalerAddress) .Values.scaler.tls.existingSecret (not .Values.autoscaler.scalerTlsAuthentication) -}}
+{{- fail "scaler.tls.existingSecret makes the scaler serve TLS: set autoscaler.scalerTlsAuthentication to a KEDA ClusterTriggerAuthentication giving caCert (and tlsClientCert/tlsClientKey with scaler.tls.clientAuth), or the autoscaler's ScaledObjects cannot reach it" -}}
+{{- end -}}
 {{- /* autoscaler-keda's ScaledObjects name the Service (`function`), so the gateway must count per Service, not per revision. */ -}}
 {{- if and .Values.webhook.enabled .Values.gateway.enabled (eq .Values.webhook.scalingRoute "autoscaler-keda") (eq .Values.gateway.discovery.mode "knative") -}}
 {{- fail "webhook.scalingRoute=autoscaler-keda needs the gateway to count per Knative Service: set gateway.discovery.mode=label, gateway.discovery.functionLabel=serving.knative.dev/service and gateway.discovery.serviceSelector=networking.internal.knative.dev/serviceType=Private" -}}

@@ -32,6 +32,7 @@ export const AUTOSCALER_ENV_VARS = [
   'AFTERLIFE_AUTOSCALER_NAMESPACES',
   'AFTERLIFE_AUTOSCALER_RESYNC',
   'AFTERLIFE_AUTOSCALER_SCALER_ADDRESS',
+  'AFTERLIFE_AUTOSCALER_SCALER_TLS_AUTHENTICATION',
   'AFTERLIFE_AUTOSCALER_WORKERS',
 ] as const;
 
@@ -62,6 +63,11 @@ export interface AutoscalerConfig {
   readonly class: string;
   /** `host:port` of the Afterlife scaler's gRPC service, written into every ScaledObject trigger. */
   readonly scalerAddress: string;
+  /**
+   * A KEDA ClusterTriggerAuthentication whose parameters give `caCert` (and, for mutual TLS,
+   * `tlsClientCert`/`tlsClientKey`) for a scaler serving TLS; empty = plaintext gRPC.
+   */
+  readonly scalerTlsAuthentication: string;
   /** Namespaces to watch; empty = all. */
   readonly namespaces: readonly string[];
   readonly defaults: ScalingDefaults;
@@ -78,12 +84,20 @@ export interface AutoscalerConfig {
 
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export function loadConfig(env: Environment): AutoscalerConfig {
   const read = new EnvReader(env);
   const scalerAddress = read.string(`${P}SCALER_ADDRESS`, 'afterlife-scaler.afterlife-system.svc:9090');
   if (!HOST_PORT.test(scalerAddress)) {
     throw new ConfigError(`${P}SCALER_ADDRESS`, `must be host:port, got "${scalerAddress}"`);
+  }
+  const scalerTlsAuthentication = read.string(`${P}SCALER_TLS_AUTHENTICATION`, '');
+  if (scalerTlsAuthentication !== '' && !DNS_SUBDOMAIN.test(scalerTlsAuthentication)) {
+    throw new ConfigError(
+      `${P}SCALER_TLS_AUTHENTICATION`,
+      `must be the name of a ClusterTriggerAuthentication, got "${scalerTlsAuthentication}"`,
+    );
   }
   const namespaces = read.list(`${P}NAMESPACES`);
   for (const namespace of namespaces) {
@@ -113,6 +127,7 @@ export function loadConfig(env: Environment): AutoscalerConfig {
   return freezeConfig({
     class: read.string(`${P}CLASS`, AFTERLIFE_AUTOSCALER_CLASS),
     scalerAddress,
+    scalerTlsAuthentication,
     namespaces,
     defaults: {
       maxScale: read.integer(`${P}DEFAULT_MAX_SCALE`, 10, { min: 1 }),

@@ -286,7 +286,13 @@ export class PodAutoscalerController {
         SCALED_OBJECT_API,
         this.#scaledObjects,
         pa,
-        desiredScaledObject({ pa, scaling: parsed.scaling, scalerAddress: this.#config.scalerAddress, initialized }),
+        desiredScaledObject({
+          pa,
+          scaling: parsed.scaling,
+          scalerAddress: this.#config.scalerAddress,
+          scalerTlsAuthentication: this.#config.scalerTlsAuthentication,
+          initialized,
+        }),
         scaledObjectDiffers,
       );
       scaledObject = reconciledSo.object;

@@ -94,7 +94,11 @@ export interface ScaledObject {
     maxReplicaCount: number;
     pollingInterval: number;
     cooldownPeriod: number;
-    triggers: { type: string; metadata: Record<string, string> }[];
+    triggers: {
+      type: string;
+      metadata: Record<string, string>;
+      authenticationRef?: { name: string; kind?: string };
+    }[];
   };
   status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
 }
@@ -154,6 +158,8 @@ export interface ScaledObjectInput {
   readonly pa: PodAutoscaler;
   readonly scaling: RevisionScaling;
   readonly scalerAddress: string;
+  /** ClusterTriggerAuthentication with the scaler's CA (and client cert); '' = plaintext. */
+  readonly scalerTlsAuthentication?: string;
   /** Until the revision first reached its initial scale, KEDA must not scale it below that. */
   readonly initialized: boolean;
 }
@@ -189,7 +195,11 @@ export function desiredScaledObject(input: ScaledObjectInput): ScaledObject {
             metric: scaling.metric,
             targetValue: String(scaling.target),
             ...(scaling.activationThreshold > 0 ? { activationThreshold: String(scaling.activationThreshold) } : {}),
+            ...(input.scalerTlsAuthentication ? { enableTLS: 'true' } : {}),
           },
+          ...(input.scalerTlsAuthentication
+            ? { authenticationRef: { name: input.scalerTlsAuthentication, kind: 'ClusterTriggerAuthentication' } }
+            : {}),
         },
       ],
     },
@@ -215,7 +225,14 @@ function pick(spec: ScaledObject['spec']): unknown {
     maxReplicaCount: spec.maxReplicaCount,
     pollingInterval: spec.pollingInterval,
     cooldownPeriod: spec.cooldownPeriod,
-    triggers: (spec.triggers ?? []).map((t) => ({ type: t.type, metadata: sortKeys(t.metadata ?? {}) })),
+    triggers: (spec.triggers ?? []).map((t) => ({
+      type: t.type,
+      metadata: sortKeys(t.metadata ?? {}),
+      authenticationRef:
+        t.authenticationRef === undefined
+          ? null
+          : { name: t.authenticationRef.name, kind: t.authenticationRef.kind ?? 'TriggerAuthentication' },
+    })),
   };
 }
 

@@ -117,6 +117,20 @@ describe('desired objects', () => {
     const after = desiredScaledObject({ pa: pa(), scaling: SCALING, scalerAddress: 'scaler:9090', initialized: true });
     assert.equal(after.spec.minReplicaCount, 0);
     assert.ok(scaledObjectDiffers(before, after));
+    // A scaler serving TLS: KEDA takes the CA (and client cert) from a ClusterTriggerAuthentication.
+    const tls = desiredScaledObject({
+      pa: pa(),
+      scaling: SCALING,
+      scalerAddress: 'scaler:9090',
+      scalerTlsAuthentication: 'afterlife-scaler-tls',
+      initialized: true,
+    });
+    assert.equal(tls.spec.triggers[0]?.metadata.enableTLS, 'true');
+    assert.deepEqual(tls.spec.triggers[0]?.authenticationRef, {
+      name: 'afterlife-scaler-tls',
+      kind: 'ClusterTriggerAuthentication',
+    });
+    assert.ok(scaledObjectDiffers(after, tls), 'turning TLS on updates the ScaledObject');
     // Fields KEDA adds do not count as a difference.
     const withKedaFields = { ...after, spec: { ...after.spec, advanced: {} }, status: { conditions: [] } };
     assert.equal(scaledObjectDiffers(withKedaFields as typeof after, after), false);

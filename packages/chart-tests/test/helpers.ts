@@ -206,6 +206,7 @@ export const VALUE_SETS: Record<string, { values: object; crds?: readonly string
         logLevel: 'debug',
         adminPort: 9190,
         watchNamespaces: ['fn-a', 'fn-b'],
+        scalerTlsAuthentication: 'afterlife-scaler-tls',
         defaults: { maxScale: 50, target: 2.5, metric: 'rate', cooldownSeconds: 120, pollingIntervalSeconds: 2 },
         extraEnv: { AFTERLIFE_AUTOSCALER_WORKERS: 8, AFTERLIFE_AUTOSCALER_RESYNC: '10m' },
         podDisruptionBudget: { maxUnavailable: 2 },

@@ -295,6 +295,13 @@ describe('chart: helm lint --strict and helm template', function () {
       const result = await render(values);
       assert.equal(result.code, 0, `${JSON.stringify(values)}: ${result.stderr}`);
     }
+    // The chart's scaler serving TLS needs the ClusterTriggerAuthentication for the triggers.
+    const tlsWithoutAuth = await render({ scaler: { tls: { existingSecret: 'scaler-tls' } } });
+    assert.notEqual(tlsWithoutAuth.code, 0, 'a TLS scaler with plaintext triggers renders');
+    assert.match(
+      tlsWithoutAuth.stderr,
+      /scaler\.tls\.existingSecret makes the scaler serve TLS: set autoscaler\.scalerTlsAuthentication/,
+    );
     // autoscaler-keda's triggers name the Service: a gateway counting per revision would never wake them.
     const kedaPerRevision = await render({
       autoscaler: { enabled: false },
@@ -341,6 +348,7 @@ describe('chart: helm lint --strict and helm template', function () {
       AFTERLIFE_AUTOSCALER_ADMIN_PORT: '9090',
       AFTERLIFE_AUTOSCALER_LOG_LEVEL: 'info',
       AFTERLIFE_AUTOSCALER_SCALER_ADDRESS: 'rel-afterlife-scaler.afterlife-system.svc:9090',
+      AFTERLIFE_AUTOSCALER_SCALER_TLS_AUTHENTICATION: '',
       AFTERLIFE_AUTOSCALER_NAMESPACES: '',
       AFTERLIFE_AUTOSCALER_LEASE_NAMESPACE: NS,
       AFTERLIFE_AUTOSCALER_LEASE_NAME: 'rel-afterlife-autoscaler',
@@ -362,6 +370,7 @@ describe('chart: helm lint --strict and helm template', function () {
     assert.equal(env.AFTERLIFE_AUTOSCALER_DEFAULT_COOLDOWN, '120s');
     assert.equal(env.AFTERLIFE_AUTOSCALER_DEFAULT_POLLING_INTERVAL, '2s');
     assert.equal(env.AFTERLIFE_AUTOSCALER_WORKERS, '8');
+    assert.equal(env.AFTERLIFE_AUTOSCALER_SCALER_TLS_AUTHENTICATION, 'afterlife-scaler-tls');
     const container = deployment.spec.template.spec.containers[0];
     assert.deepEqual(container.ports, [{ name: 'admin', containerPort: 9190, protocol: 'TCP' }]);
     assert.equal(findObject(tuned, 'Service', 'rel-afterlife-autoscaler').spec.ports[0].port, 9190);
