@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WASM_VARIANT_ANNOTATION } from '@afterlife/core';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { type BenchRow, benchRow, writeBenchResult } from '../src/bench.ts';
 import { applyObjects, DevCluster, trackPodStarts, wasmRuntimeClass } from '../src/index.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -195,6 +196,7 @@ for (const [label, samples] of results) {
   );
   console.log(`${label.padEnd(28)}${cells.join('')}`);
 }
+const rows: BenchRow[] = [];
 for (const [label, samples] of results) {
   if (samples === baseline) continue;
   const ratio = (key: keyof Sample) =>
@@ -202,4 +204,18 @@ for (const [label, samples] of results) {
   console.log(
     `ratio ${label} / native: Ready ${ratio('ready')}×, first answer ${ratio('firstAnswer')}×, RSS ${ratio('memoryMiB')}×`,
   );
+  const measures: Array<[keyof Sample, string, string]> = [
+    ['ready', 'created → Ready', 'ms'],
+    ['firstAnswer', 'created → first answer', 'ms'],
+    ['memoryMiB', 'idle RSS', 'MiB'],
+  ];
+  for (const [key, measure, unit] of measures) {
+    rows.push(
+      benchRow(`${label}: ${measure}`, median(samples.map((s) => s[key])), unit, 'lower', {
+        name: 'native static Go binary',
+        value: median(baseline.map((s) => s[key])),
+      }),
+    );
+  }
 }
+writeBenchResult('node', rows);

@@ -1,6 +1,7 @@
 // Warm start-up of a full devcluster against a minimal one (etcd, kube-apiserver, controllers,
 // one kwok node) measured in the same run, so the ratio shows what KEDA, Knative CRDs and the
 // registry add. Binaries must already be cached (run the tests or `afterlife-devcluster build`).
+import { benchRow, writeBenchResult } from '../src/bench.ts';
 import { DevCluster } from '../src/index.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -27,3 +28,9 @@ console.log(`devcluster warm start over ${ROUNDS} rounds (median):`);
 console.log(`  minimal (etcd + apiserver + controllers + 1 kwok node): ${(median(minimal) / 1000).toFixed(2)} s`);
 console.log(`  full (+ KEDA, Knative CRDs, registry, 2 kwok + 1 real node): ${(median(full) / 1000).toFixed(2)} s`);
 console.log(`  ratio full / minimal: ${(median(full) / median(minimal)).toFixed(2)}`);
+writeBenchResult('devcluster', [
+  benchRow('warm start, full cluster', median(full) / 1000, 's', 'lower', {
+    name: 'minimal control plane',
+    value: median(minimal) / 1000,
+  }),
+]);

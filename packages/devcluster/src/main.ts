@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 
 import { spawn } from 'node:child_process';
+import { resolve as resolvePath } from 'node:path';
 import { createLogger, errorMessage, parseFlags, runCli, UsageError } from '@afterlife/core';
+import { BENCHES, readBenchRun, runBenches } from './bench.ts';
 import { ensureComponent } from './binaries.ts';
 import {
   clusterStateDir,
@@ -27,6 +29,9 @@ Usage:
   afterlife-devcluster env [--name N]          prints export lines for KUBECONFIG etc.
   afterlife-devcluster exec [--name N] -- CMD  starts a cluster, runs CMD against it, always tears down
   afterlife-devcluster build [COMPONENT...]    builds upstream binaries into the cache
+  afterlife-devcluster bench [--only C,C] [--compare FILE]
+                                               runs every component bench, prints one table of
+                                               ratios, writes reports/bench.json
 `;
 
 const out = (text: string): void => {
@@ -62,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
       'no-keda': { type: 'boolean' },
       'no-knative': { type: 'boolean' },
       'knative-controllers': { type: 'boolean' },
+      only: { type: 'string' },
+      compare: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -134,6 +141,20 @@ async function main(argv: string[]): Promise<number> {
       if (!state) throw new AfterlifeClusterError('CLUSTER_NOT_RUNNING', `no cluster "${name}"; run "up" first`);
       out(`export KUBECONFIG=${state.kubeconfig}\nexport ${STATE_DIR_ENV}=${state.stateDir}`);
       return 0;
+    }
+    case 'bench': {
+      const only = values.only?.split(',').map((c) => c.trim());
+      const known = BENCHES.map((b) => b.component);
+      const unknown = only?.filter((c) => !known.includes(c)) ?? [];
+      if (unknown.length > 0)
+        throw new UsageError(`unknown bench "${unknown.join(', ')}" (known: ${known.join(', ')})`);
+      // npm runs scripts from the repository root; a relative --compare is meant from where npm was typed.
+      const compare =
+        values.compare === undefined
+          ? undefined
+          : readBenchRun(resolvePath(process.env.INIT_CWD ?? process.cwd(), values.compare));
+      const { run } = await runBenches({ ...(only ? { only } : {}), ...(compare ? { compare } : {}) });
+      return run.failed.length === 0 ? 0 : 1;
     }
     case 'exec': {
       if (command.length === 0) throw new UsageError('exec needs a command after --');

@@ -13,6 +13,8 @@ import { reapOrphanNetns } from './netns.ts';
 import { type Component, PACKAGE_ROOT } from './paths.ts';
 import { waitFor } from './wait.ts';
 
+export { type BenchRow, benchRow, writeBenchResult } from './bench.ts';
+
 /** The env var `exec` sets so every test process shares one running cluster. */
 export const STATE_DIR_ENV = 'AFTERLIFE_DEVCLUSTER_STATE_DIR';
 /** Point tests at an existing cluster instead of a local one (see docs/development.md). */

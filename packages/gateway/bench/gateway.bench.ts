@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { createLogger } from '@afterlife/core';
+import { benchRow, writeBenchResult } from '@afterlife/devcluster/testing';
 import { loadConfig } from '../src/config.ts';
 import type { EventMessage } from '../src/events.ts';
 import { startGateway } from '../src/server.ts';
@@ -203,6 +204,24 @@ try {
   console.log(
     `  release 10k held   : ${releaseSeconds.toFixed(2)} s to deliver all (${outcome.ok} ok, ${outcome.errors} errors)`,
   );
+  const directBaseline = { name: 'direct to receiver' };
+  const bareBaseline = { name: 'bare Node.js proxy' };
+  writeBenchResult('gateway', [
+    benchRow(`throughput vs direct (c=${CONCURRENCY})`, gatewayRate, 'events/s', 'higher', {
+      ...directBaseline,
+      value: directRate,
+    }),
+    benchRow(`throughput vs bare proxy (c=${CONCURRENCY})`, gatewayRate, 'events/s', 'higher', {
+      ...bareBaseline,
+      value: bareRate,
+    }),
+    benchRow('CPU per event', gatewayCpu, 'µs', 'lower', { ...bareBaseline, value: bareCpu }),
+    benchRow('latency p50', g.p50, 'ms', 'lower', { ...directBaseline, value: d.p50 }),
+    benchRow('latency p99', g.p99, 'ms', 'lower', { ...directBaseline, value: d.p99 }),
+    benchRow('10k held (core): heap per event', (afterCore.heap - before.heap) / HELD, 'B', 'lower'),
+    benchRow('10k held (HTTP): RSS per request', (afterHttp.rss - beforeHttp.rss) / HELD, 'B', 'lower'),
+    benchRow('release 10k held', releaseSeconds, 's', 'lower'),
+  ]);
 } finally {
   await gateway.close();
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');

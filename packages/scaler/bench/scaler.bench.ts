@@ -4,6 +4,7 @@
  * Bounded: a fixed number of sequential calls per phase (no timing assertions).
  */
 import { performance } from 'node:perf_hooks';
+import { benchRow, writeBenchResult } from '@afterlife/devcluster/testing';
 import * as grpc from '@grpc/grpc-js';
 import { GetMetricsRequest, GetMetricsResponse } from '../src/gen/externalscaler.ts';
 import { type RunningScaler, startScaler } from '../src/scaler.ts';
@@ -174,6 +175,21 @@ try {
     `ratio GetMetrics/baseline: p50 ${(getMetrics.p50 / baseline.p50).toFixed(2)}x  p99 ${(getMetrics.p99 / baseline.p99).toFixed(2)}x` +
       `  (${checked} answers checked against the gateways' counts)`,
   );
+  const empty = { name: 'empty unary handler' };
+  writeBenchResult('scaler', [
+    benchRow(`GetMetrics p50 (${FUNCTIONS} ScaledObjects)`, getMetrics.p50, 'ms', 'lower', {
+      ...empty,
+      value: baseline.p50,
+    }),
+    benchRow(`GetMetrics p99 (${FUNCTIONS} ScaledObjects)`, getMetrics.p99, 'ms', 'lower', {
+      ...empty,
+      value: baseline.p99,
+    }),
+    benchRow(`GetMetrics calls/s (${CONCURRENCY} in flight)`, getMetrics.perSecond, 'calls/s', 'higher', {
+      ...empty,
+      value: baseline.perSecond,
+    }),
+  ]);
   baselineClient.close();
 } finally {
   client?.close();

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { createLogger, createMetricsRegistry } from '@afterlife/core';
+import { benchRow, writeBenchResult } from '@afterlife/devcluster/testing';
 import express from 'express';
 import { createWebhookMetrics } from '../src/metrics.ts';
 import { startWebhookServer } from '../src/server.ts';
@@ -222,6 +223,15 @@ async function main(): Promise<void> {
       `\nratio webhook/baseline: p50 ${(hook.open.p50 / base.open.p50).toFixed(2)}x, p99 ${(hook.open.p99 / base.open.p99).toFixed(2)}x, throughput ${(hook.closed.throughput / base.closed.throughput).toFixed(2)}x`,
     );
     console.log(`goal: p99 < 2 ms at ${RATE} req/s → ${hook.open.p99 < 2 ? 'met' : 'NOT met'} (${ms(hook.open.p99)})`);
+    const noop = 'no-op HTTPS express handler';
+    writeBenchResult('webhook', [
+      benchRow(`admission p50 @${RATE}/s`, hook.open.p50, 'ms', 'lower', { name: noop, value: base.open.p50 }),
+      benchRow(`admission p99 @${RATE}/s`, hook.open.p99, 'ms', 'lower', { name: noop, value: base.open.p99 }),
+      benchRow(`throughput (c=${CONCURRENCY})`, hook.closed.throughput, 'req/s', 'higher', {
+        name: noop,
+        value: base.closed.throughput,
+      }),
+    ]);
   } finally {
     await webhook.close(1000);
     baseline.closeAllConnections();
