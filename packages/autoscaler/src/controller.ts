@@ -143,12 +143,7 @@ export class PodAutoscalerController {
   }
 
   async start(): Promise<void> {
-    await Promise.all(
-      this.#runners.map(async (runner) => {
-        await runner.start();
-        await runner.whenSynced();
-      }),
-    );
+    await InformerRunner.startAll(this.#runners);
     this.#synced = true;
     this.#resync = setInterval(() => this.#enqueueAll(), this.#config.resyncMs);
     this.#resync.unref();

@@ -45,6 +45,16 @@ export class InformerRunner {
     });
   }
 
+  /** Starts every runner; resolves once each has listed (or was stopped). */
+  static async startAll(runners: readonly InformerRunner[]): Promise<void> {
+    await Promise.all(
+      runners.map(async (runner) => {
+        await runner.start();
+        await runner.whenSynced();
+      }),
+    );
+  }
+
   /** True once a start listed without error (the informer's cache reflects the cluster). */
   get synced(): boolean {
     return this.#synced;

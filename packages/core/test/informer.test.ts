@@ -69,6 +69,23 @@ describe('InformerRunner', () => {
     await runner.stop();
   });
 
+  it('startAll() resolves once every runner has listed, failing ones after their retries', async () => {
+    const informers = [new FakeInformer(0), new FakeInformer(2)];
+    const runners = informers.map(
+      (informer) => new InformerRunner(informer, { logger, what: 'things', restartDelaysMs }),
+    );
+    await InformerRunner.startAll(runners);
+    assert.deepEqual(
+      runners.map((runner) => runner.synced),
+      [true, true],
+    );
+    assert.deepEqual(
+      informers.map((informer) => informer.starts),
+      [1, 3],
+    );
+    await Promise.all(runners.map((runner) => runner.stop()));
+  });
+
   it('stops retrying once stopped, and whenSynced() resolves then', async () => {
     const informer = new FakeInformer(1000);
     const runner = new InformerRunner(informer, { logger, what: 'things', restartDelaysMs });

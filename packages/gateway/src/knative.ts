@@ -189,12 +189,7 @@ export class KnativeRouteWatcher {
 
   /** Lists and starts watching; resolves once the tables reflect the cluster (retries while the API is down). */
   async start(): Promise<void> {
-    await Promise.all(
-      this.#runners.map(async (runner) => {
-        await runner.start();
-        await runner.whenSynced();
-      }),
-    );
+    await InformerRunner.startAll(this.#runners);
     if (this.#stopped) return;
     const namespaces = new Set<string>();
     for (const informer of [...this.#routeInformers, ...this.#sliceInformers] as Watched<KubernetesObject>[]) {

@@ -136,12 +136,7 @@ export class KubeEndpointWatcher {
 
   /** Lists and starts watching; resolves once the table reflects the cluster (retries while the API is down). */
   async start(): Promise<void> {
-    await Promise.all(
-      this.#runners.map(async (runner) => {
-        await runner.start();
-        await runner.whenSynced();
-      }),
-    );
+    await InformerRunner.startAll(this.#runners);
     if (this.#stopped) return;
     for (const namespace of new Set(this.#services.flatMap((s) => s.list().map((o) => o.metadata?.namespace ?? '')))) {
       this.#recompute(namespace);
