@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { type Dirent, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -134,14 +134,25 @@ function cgroupHierarchies(): string[] {
     .filter((dir) => existsSync(join(dir, 'cgroup.procs')));
 }
 
+/** Subdirectories of `dir` and `dir` itself, deepest first; a directory removed meanwhile is skipped. */
 function walk(dir: string): string[] {
-  if (!existsSync(dir)) return [];
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
   const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+  for (const entry of entries) {
     if (entry.isDirectory()) out.push(...walk(join(dir, entry.name)));
   }
   out.push(dir);
   return out;
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
 /**
@@ -163,12 +174,20 @@ export function createCgroup(relative: string): void {
   }
 }
 
-/** Pids in a cgroup subtree, in every hierarchy. */
-export function cgroupPids(relative: string): number[] {
+/** Pids in a cgroup subtree, in every hierarchy (`hierarchies` for tests). */
+export function cgroupPids(relative: string, hierarchies = cgroupHierarchies()): number[] {
   const pids = new Set<number>();
-  for (const hierarchy of cgroupHierarchies()) {
+  for (const hierarchy of hierarchies) {
     for (const dir of walk(join(hierarchy, relative))) {
-      for (const line of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n')) {
+      let procs: string;
+      try {
+        procs = readFileSync(join(dir, 'cgroup.procs'), 'utf8');
+      } catch (error) {
+        // runc and kubelet remove container cgroups while we walk: a vanished one has no pids.
+        if (isNotFound(error)) continue;
+        throw error;
+      }
+      for (const line of procs.split('\n')) {
         const pid = Number(line);
         if (pid > 0) pids.add(pid);
       }
@@ -194,8 +213,8 @@ export async function destroyCgroupTree(relative: string, timeoutMs = 10_000): P
       for (const dir of walk(join(hierarchy, relative))) {
         try {
           rmdirSync(dir);
-        } catch {
-          left++;
+        } catch (error) {
+          if (!isNotFound(error)) left++;
         }
       }
     }

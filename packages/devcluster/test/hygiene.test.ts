@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { NODE_SYSCTLS, readSysctl } from '../src/host.ts';
+import { cgroupPids, NODE_SYSCTLS, readSysctl } from '../src/host.ts';
 import { DevCluster, reapOrphanClusters, releaseNetnsDir, waitFor } from '../src/index.ts';
 import { nodeIdentity, RealNode } from '../src/node.ts';
 import { PACKAGE_ROOT } from '../src/paths.ts';
@@ -253,6 +253,23 @@ describe('devcluster: real-node teardown leaves the host as it found it', functi
     } finally {
       await cluster.stop();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('devcluster: cgroup walk during teardown', () => {
+  it('skips a container cgroup removed while it walks (runc deletes them concurrently)', async () => {
+    // A hierarchy whose walk finds a directory without cgroup.procs: the state right after runc
+    // removed it. Before the fix this threw ENOENT and failed `conformance --local`'s teardown.
+    const hierarchy = await mkdtemp(join(tmpdir(), 'afterlife-cgroup-'));
+    try {
+      await mkdir(join(hierarchy, 'pods', 'pod-a', 'gone'), { recursive: true });
+      await writeFile(join(hierarchy, 'pods', 'cgroup.procs'), '');
+      await writeFile(join(hierarchy, 'pods', 'pod-a', 'cgroup.procs'), '4242\n4243\n');
+      assert.deepEqual(cgroupPids('pods', [hierarchy]).sort(), [4242, 4243]);
+      assert.deepEqual(cgroupPids('absent', [hierarchy]), []);
+    } finally {
+      await rm(hierarchy, { recursive: true, force: true });
     }
   });
 });
