@@ -24,12 +24,14 @@ case "$component" in
   registry) version="$REGISTRY_VERSION" binaries="registry" ;;
   oras) version="$ORAS_VERSION" binaries="oras" ;;
   knative) version="$KNATIVE_SERVING_VERSION" binaries="controller autoscaler autoscaler-hpa webhook queue" ;;
+  knative-eventing) version="$KNATIVE_EVENTING_VERSION" binaries="controller webhook channel_controller channel_dispatcher mtchannel_broker ingress filter" ;;
+  coredns) version="$COREDNS_VERSION" binaries="coredns" ;;
   knative-config) version="$KNATIVE_SERVING_VERSION" binaries="" ;;
   knative-networking) version="$KNATIVE_SERVING_VERSION" binaries="" ;;
   containerd) version="$CONTAINERD_VERSION" binaries="containerd ctr containerd-shim-runc-v2" ;;
   runc) version="$RUNC_VERSION" binaries="runc" ;;
   cni) version="$CNI_PLUGINS_VERSION" binaries="bridge host-local loopback" ;;
-  *) die "unknown component '$component' (known: kubernetes etcd kwok keda helm registry oras knative knative-config knative-networking containerd runc cni)" ;;
+  *) die "unknown component '$component' (known: kubernetes etcd kwok keda helm registry oras knative knative-eventing coredns knative-config knative-networking containerd runc cni)" ;;
 esac
 
 # AFTERLIFE_BUILD_VERSION builds another version of this one component (upgrades, tests).
@@ -145,6 +147,24 @@ case "$component" in
     (cd "$work/serving" && run go build -ldflags "$ldflags_strip" -o "$out/" ./cmd/controller ./cmd/autoscaler ./cmd/autoscaler-hpa ./cmd/webhook ./cmd/queue)
     mkdir -p "$out/config"
     cp -r "$src/config/." "$out/config/"; chmod -R u+w "$out/config"
+    ;;
+  knative-eventing)
+    # The control plane (controller, webhook), the in-memory channel and the multi-tenant
+    # channel-based broker: what a Broker + Trigger needs. Built like Serving, in a writable copy.
+    run go mod download -json "knative.dev/eventing@$version"
+    src="$(go env GOMODCACHE)/knative.dev/eventing@$version"
+    cp -r "$src/." "$work/eventing"; chmod -R u+w "$work/eventing"
+    (cd "$work/eventing" && run go build -ldflags "$ldflags_strip" -o "$out/" ./cmd/controller ./cmd/webhook \
+      ./cmd/in_memory/channel_controller ./cmd/in_memory/channel_dispatcher ./cmd/mtchannel_broker ./cmd/broker/ingress ./cmd/broker/filter)
+    mkdir -p "$out/config"
+    cp -r "$src/config/." "$out/config/"; chmod -R u+w "$out/config"
+    ;;
+  coredns)
+    # Cluster DNS (kube-dns Service) for pods: Eventing's data plane addresses *.svc.cluster.local.
+    run go mod download -json "github.com/coredns/coredns@$version"
+    src="$(go env GOMODCACHE)/github.com/coredns/coredns@$version"
+    cp -r "$src/." "$work/coredns"; chmod -R u+w "$work/coredns"
+    (cd "$work/coredns" && run go build -ldflags "$ldflags_strip -X github.com/coredns/coredns/coremain.GitCommit=afterlife" -o "$out/coredns" .)
     ;;
   containerd)
     # Static (no cgo), without btrfs; the runc shim comes from the same module and build.

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a real local node needs and the machine may lack:
-# iptables (CNI bridge masquerade/port rules) and libseccomp-dev (building runc with seccomp).
+# iptables (CNI bridge masquerade/port rules, kube-proxy), nftables (teardown removes the tables
+# kube-proxy created) and libseccomp-dev (building runc with seccomp).
 # Idempotent; does nothing when everything is present. Needs root (apt-get).
 set -euo pipefail
 need=()
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 [[ -f /usr/include/seccomp.h ]] || need+=(libseccomp-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 ((${#need[@]} == 0)) && exit 0

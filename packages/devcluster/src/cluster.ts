@@ -25,6 +25,12 @@ import {
   prepareComponents,
 } from './start/binaries.ts';
 import { createClusterPki, type Pki } from './start/cluster-pki.ts';
+import {
+  type ClusterServices,
+  cleanupKubeProxy,
+  recordIptablesTables,
+  startClusterServices,
+} from './start/cluster-services.ts';
 import { startControllerManager, startScheduler, waitDefaultServiceAccount } from './start/controllers.ts';
 import { etcdPorts, startEtcd, waitEtcdReady } from './start/etcd.ts';
 import { type Keda, registerExternalMetricsApi, startKeda, waitKedaReady } from './start/keda.ts';
@@ -59,6 +65,11 @@ export interface DevClusterOptions {
   readonly knative?: boolean;
   /** Also run Knative Serving's webhook, controller and HPA-class autoscaler (default false; needs root). */
   readonly knativeControllers?: boolean;
+  /**
+   * Give pods what any cluster gives them (default true with real nodes): kube-proxy for every
+   * ClusterIP, cluster DNS (CoreDNS behind kube-dns) and the `kubernetes` Service to the API server.
+   */
+  readonly clusterServices?: boolean;
   /** Run a local OCI registry (default true). */
   readonly registry?: boolean;
   /** Fixed kube-apiserver port (default: a free port). */
@@ -91,10 +102,18 @@ export async function destroyFromState(stateDir: string): Promise<void> {
     const deadline = Date.now() + 5000;
     while (Date.now() < deadline && pids.some((pid) => isAlive(pid))) await sleep(100);
     for (const pid of pids) if (isAlive(pid)) killGroup(pid, 'SIGKILL');
+    const kubeProxy = state.binaries['kube-proxy'];
+    if (state.pids['kube-proxy'] !== undefined && kubeProxy) await cleanupKubeProxy(kubeProxy, stateDir);
     for (const node of state.realNodes ?? []) await reapNode(node, []);
   }
   await rm(stateDir, REMOVE_TREE);
   await releaseNetnsDir();
+}
+
+/** kube-proxy's rules outlive it: once it stopped, its own `--cleanup` removes them. */
+async function cleanupAfterKubeProxy(processes: readonly ManagedProcess[], stateDir: string): Promise<void> {
+  const kubeProxy = processes.find((p) => p.spec.name === 'kube-proxy');
+  if (kubeProxy) await cleanupKubeProxy(kubeProxy.spec.command, stateDir);
 }
 
 /** Removes clusters left behind by `exec`/test runs whose owning process died (e.g. SIGKILL). */
@@ -180,6 +199,7 @@ export class DevCluster {
     // Nodes first (their pods may be served by adopted components), then the control plane.
     for (const node of this.#nodes) await node.stop();
     for (const process of [...this.#processes].reverse()) await process.stop();
+    await cleanupAfterKubeProxy(this.#processes, this.state.stateDir);
     await rm(this.state.stateDir, REMOVE_TREE);
     await releaseNetnsDir();
   }
@@ -250,6 +270,7 @@ class Starter {
 
   async abort(): Promise<void> {
     await this.#launcher.stopAll();
+    await cleanupAfterKubeProxy(this.#launcher.processes, this.#stateDir).catch(() => undefined);
     await rm(this.#stateDir, REMOVE_TREE);
   }
 
@@ -266,6 +287,7 @@ class Starter {
   async run(): Promise<StartedCluster> {
     await this.#claimStateDir();
     const plan = planStart(this.#options);
+    if (plan.clusterServices) await recordIptablesTables(this.#stateDir);
     const bins = new BinaryResolver(await this.#timed('binaries', () => prepareComponents(plan, this.#log)));
     const binaries = await controlPlaneBinaries(bins);
     const pki = await this.#timed('pki', () => createClusterPki(this.#stateDir));
@@ -291,7 +313,21 @@ class Starter {
 
     let images: ClusterImages | undefined;
     if (plan.realNodes > 0)
-      images = await this.#startRealNodes(plan.realNodes, bins, pki, controlPlane, registryAddress);
+      images = await this.#startRealNodes(
+        plan.realNodes,
+        bins,
+        pki,
+        controlPlane,
+        registryAddress,
+        plan.clusterServices,
+      );
+
+    let services: ClusterServices | undefined;
+    if (plan.clusterServices) {
+      services = await this.#timed('cluster-services', () =>
+        this.#startClusterServices(bins, controlPlane, registryAddress),
+      );
+    }
 
     if (plan.knativeControllers) {
       await this.#timed('knative-controllers', () =>
@@ -312,7 +348,7 @@ class Starter {
       apiServer: controlPlane.apiServer,
       registry: registryAddress,
       ports: Object.fromEntries(
-        [...controlPlane.components, registry, keda].flatMap((part) => Object.entries(part?.ports ?? {})),
+        [...controlPlane.components, registry, keda, services].flatMap((part) => Object.entries(part?.ports ?? {})),
       ),
       processes: this.#launcher.processes,
       nodes: this.#launcher.nodes,
@@ -320,7 +356,7 @@ class Starter {
       versions: this.#versions,
       detached: this.#options.detached ?? false,
       timings: this.#timings,
-      images: { ...images },
+      images: { ...images, ...(services ? { coredns: services.coredns } : {}) },
     });
     await writeClusterState(state);
     return { state, processes: this.#launcher.processes, nodes: this.#launcher.nodes };
@@ -415,6 +451,7 @@ class Starter {
     pki: Pki,
     controlPlane: ControlPlane,
     registry: string,
+    routesServices: boolean,
   ): Promise<ClusterImages> {
     const images = await this.#timed('images', async () => {
       await waitRegistryReady(registry, this.#launcher.wait);
@@ -432,10 +469,28 @@ class Starter {
         registry,
         sandboxImage: images.pause,
         timeoutMs: this.#readyTimeoutMs,
+        routesServices,
       };
       await startRealNodes(input, this.#launcher.addNode);
     });
     return images;
+  }
+
+  async #startClusterServices(bins: BinaryResolver, controlPlane: ControlPlane, registry: string) {
+    const node = this.#launcher.nodes[0];
+    if (!node) throw new AfterlifeClusterError('OPTIONS_INVALID', 'cluster services need a real node');
+    return startClusterServices(this.#launcher.launch, {
+      kubeProxyBinary: await bins.bin('kubernetes', 'kube-proxy'),
+      corednsBinary: await bins.bin('coredns', 'coredns'),
+      corednsVersion: this.#versions.coredns,
+      kubeconfig: controlPlane.kubeconfig,
+      kubeConfig: controlPlane.kubeConfig,
+      stateDir: this.#stateDir,
+      apiPort: Number(new URL(controlPlane.apiServer).port),
+      node: node.state,
+      registry,
+      wait: this.#launcher.wait,
+    });
   }
 
   async #startKnativeControllers(

@@ -21,6 +21,13 @@ export {
   pushStaticBinaryImage,
 } from './images.ts';
 export {
+  EVENTING_DEPLOYMENTS,
+  installKnativeEventing,
+  KNATIVE_EVENTING_NAMESPACE,
+  type KnativeEventing,
+  type KnativeEventingOptions,
+} from './knative-eventing.ts';
+export {
   applyObjects,
   KubeRequestError,
   kubeRequest,
@@ -60,4 +67,5 @@ export {
 export { type PodStart, type PodStartTracker, trackPodStarts } from './pod-starts.ts';
 export { assertPortFree, freePort } from './ports.ts';
 export { ManagedProcess, type ProcessExit, type ProcessSpec, tailFile } from './process.ts';
+export { CLUSTER_DNS_IP, CLUSTER_DOMAIN, SERVICE_CIDR } from './start/apiserver.ts';
 export { type WaitOptions, waitFor } from './wait.ts';

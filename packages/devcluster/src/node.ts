@@ -14,6 +14,7 @@ import { cacheDir } from './paths.ts';
 import { issueCertificate, type KeyPair } from './pki.ts';
 import { freePort } from './ports.ts';
 import { isAlive, killGroup, ManagedProcess } from './process.ts';
+import { CLUSTER_DNS_IP, CLUSTER_DOMAIN, SERVICE_CIDR } from './start/apiserver.ts';
 import { waitFor } from './wait.ts';
 
 const run = promisify(execFile);
@@ -295,7 +296,11 @@ function cniConfig(state: RealNodeState): string {
           ipam: {
             type: 'host-local',
             ranges: [[{ subnet: state.subnet, gateway: state.ip }]],
-            routes: [{ dst: NODE_POD_CIDR, gw: state.ip }],
+            // Pods reach the other nodes' pods and the Service range (kube-proxy DNATs it on the host).
+            routes: [
+              { dst: NODE_POD_CIDR, gw: state.ip },
+              { dst: SERVICE_CIDR, gw: state.ip },
+            ],
             dataDir: join(state.dir, 'cni', 'ipam'),
           },
         },
@@ -427,6 +432,9 @@ async function startKubelet(
       // No iptables chains: teardown must leave the host's rules as they were.
       makeIPTablesUtilChains: false,
       resolvConf: join(k, 'resolv.conf'),
+      // kube-dns (CoreDNS, when the cluster runs its services) for pods with dnsPolicy ClusterFirst.
+      clusterDNS: [CLUSTER_DNS_IP],
+      clusterDomain: CLUSTER_DOMAIN,
       podLogsDir: join(k, 'logs'),
       volumePluginDir: join(k, 'volume-plugins'),
       serializeImagePulls: false,

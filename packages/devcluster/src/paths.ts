@@ -22,6 +22,8 @@ export type Component =
   | 'registry'
   | 'oras'
   | 'knative'
+  | 'knative-eventing'
+  | 'coredns'
   | 'knative-config'
   | 'knative-networking'
   | 'containerd'
@@ -36,6 +38,8 @@ export const COMPONENTS: readonly Component[] = [
   'registry',
   'oras',
   'knative',
+  'knative-eventing',
+  'coredns',
   'knative-config',
   'knative-networking',
   'containerd',
@@ -52,6 +56,8 @@ export interface Versions {
   readonly registry: string;
   readonly oras: string;
   readonly knative: string;
+  readonly knativeEventing: string;
+  readonly coredns: string;
   readonly containerd: string;
   readonly runc: string;
   readonly cni: string;
@@ -78,6 +84,8 @@ export function readVersions(): Versions {
     registry: get('REGISTRY_VERSION'),
     oras: get('ORAS_VERSION'),
     knative: get('KNATIVE_SERVING_VERSION'),
+    knativeEventing: get('KNATIVE_EVENTING_VERSION'),
+    coredns: get('COREDNS_VERSION'),
     containerd: get('CONTAINERD_VERSION'),
     runc: get('RUNC_VERSION'),
     cni: get('CNI_PLUGINS_VERSION'),

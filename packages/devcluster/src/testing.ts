@@ -8,6 +8,7 @@ import { ensureComponent } from './binaries.ts';
 import { DevCluster, type DevClusterState, readClusterState, reapOrphanClusters } from './cluster.ts';
 import { AfterlifeClusterError } from './cluster-error.ts';
 import { DEFAULT_QUEUE_SIDECAR_IMAGE, type KnativeServing, startKnativeServing } from './knative.ts';
+import { installKnativeEventing, type KnativeEventing } from './knative-eventing.ts';
 import { KubeRequestError, kubeRequest } from './kube.ts';
 import { reapOrphanNetns } from './netns.ts';
 import { type Component, PACKAGE_ROOT } from './paths.ts';
@@ -254,6 +255,37 @@ export function useKnativeServing(cluster: TestCluster, options: { hpa?: boolean
     },
     assertHealthy() {
       serving?.assertHealthy();
+    },
+  };
+}
+
+/**
+ * Installs Knative Eventing (core, in-memory channel, channel-based broker) from its release
+ * manifests for the enclosing describe(), as pods on the real nodes; uninstalled afterwards.
+ * Needs a devcluster with real nodes and cluster services (kube-proxy, DNS).
+ */
+export function useKnativeEventing(cluster: TestCluster): { readonly images: Readonly<Record<string, string>> } {
+  let eventing: KnativeEventing | undefined;
+  before(async function () {
+    // A cold machine builds Knative Eventing first (about 3 minutes).
+    this.timeout(30 * 60_000);
+    if (!cluster.state?.images.coredns) this.skip();
+    const componentDir = await ensureComponent('knative-eventing');
+    eventing = await installKnativeEventing({
+      kubeConfig: cluster.kubeConfig,
+      componentDir,
+      version: cluster.state.versions.knativeEventing,
+      registry: cluster.registry,
+      wait: { timeoutMs: 240_000, intervalMs: 250 },
+    });
+  });
+  after(async function () {
+    this.timeout(60_000);
+    await eventing?.uninstall();
+  });
+  return {
+    get images() {
+      return eventing?.images ?? {};
     },
   };
 }

@@ -10,6 +10,9 @@ import type { Pki } from './cluster-pki.ts';
 import type { Launch } from './launcher.ts';
 
 export const SERVICE_CIDR = '10.96.0.0/16';
+/** ClusterIP of `kube-system/kube-dns`; every real node's kubelet hands it to pods. */
+export const CLUSTER_DNS_IP = '10.96.0.10';
+export const CLUSTER_DOMAIN = 'cluster.local';
 
 export interface ApiServer {
   readonly process: ManagedProcess;

@@ -5,7 +5,7 @@ import type { Component } from '../paths.ts';
 /** The options a start needs, with their defaults applied. */
 export type StartOptions = Pick<
   DevClusterOptions,
-  'nodes' | 'realNodes' | 'keda' | 'knative' | 'knativeControllers' | 'registry'
+  'nodes' | 'realNodes' | 'keda' | 'knative' | 'knativeControllers' | 'registry' | 'clusterServices'
 >;
 
 /** What a start runs, decided from the options before anything starts. */
@@ -16,6 +16,8 @@ export interface StartPlan {
   /** Knative Serving's webhook, controller and HPA-class autoscaler as processes. */
   readonly knativeControllers: boolean;
   readonly registry: boolean;
+  /** kube-proxy, cluster DNS and the `kubernetes` Service for pods (real nodes only). */
+  readonly clusterServices: boolean;
   readonly kwokNodes: number;
   readonly realNodes: number;
   /** The components to build (or take from the cache), in build order. */
@@ -42,6 +44,23 @@ export function planStart(options: StartOptions): StartPlan {
   if (knativeControllers) components.push('knative-networking');
   if (registry) components.push('registry', 'oras');
   if (realNodes > 0) components.push('containerd', 'runc', 'cni');
+  const clusterServices = realNodes > 0 && (options.clusterServices ?? true);
+  if (options.clusterServices === true && realNodes === 0) {
+    throw new AfterlifeClusterError(
+      'OPTIONS_INVALID',
+      'cluster services (kube-proxy, DNS) need a real node: realNodes ≥ 1',
+    );
+  }
+  if (clusterServices) components.push('coredns');
   components.push('helm');
-  return { keda, knative, knativeControllers, registry, kwokNodes: options.nodes ?? 2, realNodes, components };
+  return {
+    keda,
+    knative,
+    knativeControllers,
+    registry,
+    clusterServices,
+    kwokNodes: options.nodes ?? 2,
+    realNodes,
+    components,
+  };
 }

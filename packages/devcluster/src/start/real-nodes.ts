@@ -17,9 +17,13 @@ export async function realNodeBinaries(bins: BinaryResolver): Promise<RealNodeBi
   return binaries;
 }
 
-/** What every node shares; each gets its name, and forwarding is on when there are several. */
+/**
+ * What every node shares; each gets its name. Forwarding is on when there are several nodes or
+ * `routesServices` (kube-proxy DNATs a pod's ClusterIP traffic to another pod: routed, not bridged).
+ */
 export type RealNodesInput = Omit<RealNodeOptions, 'name' | 'forwarding' | 'wasmCacheDir'> & {
   readonly count: number;
+  readonly routesServices: boolean;
 };
 
 /** Starts `node-0..count-1` one after the other; `started` sees each as soon as it is Ready. */
@@ -35,7 +39,7 @@ export async function startRealNodes(input: RealNodesInput, started: (node: Real
       binaries: input.binaries,
       registry: input.registry,
       sandboxImage: input.sandboxImage,
-      forwarding: input.count > 1,
+      forwarding: input.count > 1 || input.routesServices,
       timeoutMs: input.timeoutMs,
     });
     started(node);
