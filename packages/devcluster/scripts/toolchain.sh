@@ -52,4 +52,6 @@ toolchain_setup() {
   toolchain_node_ok || toolchain_die "Node >= 24 is still not the first node on PATH ($(command -v node))"
 }
 
-toolchain_setup
+# The image builder sources this for toolchain_fetch_npm alone (the Node it packs may differ from
+# the one on PATH); everything else sources it to set the toolchain up.
+[[ "${AFTERLIFE_TOOLCHAIN_FUNCTIONS_ONLY:-}" == 1 ]] || toolchain_setup

@@ -211,7 +211,8 @@ export const BENCHES: readonly BenchSpec[] = [
 /** The repository root (the devcluster package is `packages/devcluster`). */
 export const REPO_ROOT = resolve(PACKAGE_ROOT, '..', '..');
 
-function gitCommit(): string | null {
+/** HEAD, with `-dirty` when the work tree has changes (what reports and image labels record). */
+export function gitCommit(): string | null {
   try {
     const git = (...args: string[]) => execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
     return `${git('rev-parse', 'HEAD')}${git('status', '--porcelain') === '' ? '' : '-dirty'}`;

@@ -35,7 +35,11 @@ export type DevclusterErrorCode =
   | 'NOT_WASM'
   | 'PUSH_FAILED'
   | 'REGISTRY_UNREACHABLE'
-  | 'REGISTRY_NOT_ALLOWED';
+  | 'REGISTRY_NOT_ALLOWED'
+  /** A pinned input of an app image (a Debian package, Node) could not be had or does not match its pin. */
+  | 'IMAGE_INPUT_INVALID'
+  /** A package could not be compiled or deployed into its app image. */
+  | 'APP_BUILD_FAILED';
 
 /** The devcluster's error: a code from DevclusterErrorCode, a message, and the cause. */
 export class AfterlifeClusterError extends AfterlifeError<DevclusterErrorCode> {}

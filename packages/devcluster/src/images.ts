@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { MEDIA_TYPES } from '@afterlife/core';
 import { type PushedImage, pushImage, pushWasmImage, sha256Digest } from './oci.ts';
 import { cacheDir } from './paths.ts';
@@ -11,27 +12,59 @@ import { writeTar } from './tar.ts';
 /** Where the reference function's module sits in its image, and its entrypoint (crun runs `.wasm` entrypoints as Wasm). */
 export const ECHO_WASM_ENTRYPOINT = '/echo.wasm';
 
-interface Layer {
+/** A gzip layer and the digest of its uncompressed tar (the config's `diff_id`). */
+export interface Layer {
   readonly tarDigest: string;
   readonly gzip: Buffer;
 }
 
-/**
- * A deterministic gzip layer holding `files`, cached by content in `<cache>/layers` so a new
- * cluster's registry is filled without compressing 30 MB binaries again.
- */
-async function layerOf(files: ReadonlyArray<{ path: string; data: Buffer }>): Promise<Layer> {
-  const tar = writeTar(files);
-  const tarDigest = sha256Digest(tar);
-  const dir = join(cacheDir(), 'layers');
-  const file = join(dir, `${tarDigest.slice(7)}.tar.gz`);
-  if (existsSync(file)) return { tarDigest, gzip: await readFile(file) };
-  const gzip = gzipSync(tar, { level: 6 });
-  await mkdir(dir, { recursive: true });
-  const partial = `${file}.${process.pid}`;
-  await writeFile(partial, gzip);
+const gzipAsync = promisify(gzip);
+
+function layersDir(): string {
+  return join(cacheDir(), 'layers');
+}
+
+async function writeAtomically(file: string, data: Buffer | string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  // Unique per write: two builds in one process may store the same layer at once.
+  const partial = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(partial, data);
   await rename(partial, file);
-  return { tarDigest, gzip };
+}
+
+/**
+ * The deterministic gzip (level 6) of a tar, cached by content in `<cache>/layers` so a new
+ * cluster's registry is filled without compressing 30 MB binaries again. Compresses on the
+ * thread pool, so several layers compress in parallel.
+ */
+export async function layerOfTar(tar: Buffer): Promise<Layer> {
+  const tarDigest = sha256Digest(tar);
+  const file = join(layersDir(), `${tarDigest.slice(7)}.tar.gz`);
+  if (existsSync(file)) return { tarDigest, gzip: await readFile(file) };
+  const compressed = await gzipAsync(tar, { level: 6 });
+  await writeAtomically(file, compressed);
+  return { tarDigest, gzip: compressed };
+}
+
+/**
+ * A layer remembered by what it is made of (`key`, e.g. the pins of its inputs) rather than by
+ * its bytes: a warm build neither downloads nor unpacks nor hashes those inputs again.
+ */
+export async function layerByInputs(key: string, buildTar: () => Promise<Buffer>): Promise<Layer> {
+  const index = join(layersDir(), 'inputs', `${createHash('sha256').update(key).digest('hex')}.digest`);
+  if (existsSync(index)) {
+    const tarDigest = (await readFile(index, 'utf8')).trim();
+    const file = join(layersDir(), `${tarDigest.slice(7)}.tar.gz`);
+    if (existsSync(file)) return { tarDigest, gzip: await readFile(file) };
+  }
+  const layer = await layerOfTar(await buildTar());
+  await writeAtomically(index, layer.tarDigest);
+  return layer;
+}
+
+/** A layer holding `files` (mode 0755, see writeTar). */
+async function layerOf(files: ReadonlyArray<{ path: string; data: Buffer }>): Promise<Layer> {
+  return layerOfTar(writeTar(files));
 }
 
 /**

@@ -1,3 +1,13 @@
+export {
+  APP_IMAGE_NAMES,
+  APP_IMAGES,
+  type AppImageName,
+  type BuildAppImagesOptions,
+  type BuiltAppImage,
+  buildAppImages,
+  pushAppImages,
+  writeAppImageLayouts,
+} from './app-images.ts';
 export { binaryPath, ensureComponent } from './binaries.ts';
 export {
   clusterStateDir,

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { resolve as resolvePath } from 'node:path';
 import { createLogger, errorMessage, parseFlags, runCli, UsageError } from '@afterlife/core';
+import { runImagesCommand } from './app-images.ts';
 import { BENCHES, readBenchRun, runBenches } from './bench.ts';
 import { ensureComponent } from './binaries.ts';
 import {
@@ -32,6 +33,10 @@ Usage:
   afterlife-devcluster bench [--only C,C] [--compare FILE]
                                                runs every component bench, prints one table of
                                                ratios, writes reports/bench.json
+  afterlife-devcluster images [--only N,N] [--push REGISTRY] [--out DIR] [--no-compile] [--source URL]
+                                               builds the app images (webhook, gateway, scaler,
+                                               autoscaler, conformance) without a container engine
+  afterlife-devcluster images pin              re-pins their Debian packages and Node binary
 `;
 
 const out = (text: string): void => {
@@ -69,6 +74,10 @@ async function main(argv: string[]): Promise<number> {
       'knative-controllers': { type: 'boolean' },
       only: { type: 'string' },
       compare: { type: 'string' },
+      push: { type: 'string' },
+      out: { type: 'string' },
+      'no-compile': { type: 'boolean' },
+      source: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -156,6 +165,18 @@ async function main(argv: string[]): Promise<number> {
       const { run } = await runBenches({ ...(only ? { only } : {}), ...(compare ? { compare } : {}) });
       return run.failed.length === 0 ? 0 : 1;
     }
+    case 'images':
+      return runImagesCommand(
+        {
+          positionals: rest,
+          only: values.only,
+          push: values.push,
+          out: values.out,
+          noCompile: values['no-compile'],
+          source: values.source,
+        },
+        { out, logger },
+      );
     case 'exec': {
       if (command.length === 0) throw new UsageError('exec needs a command after --');
       return execWithCluster(startOptions, command, logger);

@@ -110,30 +110,40 @@ async function pushBlob(ref: ImageReference, data: Buffer, timeoutMs: number): P
   return digest;
 }
 
+/** An image's config and manifest as the bytes a registry (or an OCI layout) stores. */
+export interface ImageBlobs {
+  readonly configData: Buffer;
+  readonly manifestData: Buffer;
+  /** Digest of the manifest: the image's identity. */
+  readonly digest: string;
+}
+
+/** The config blob and OCI manifest of an image; same config and layers, same bytes. */
+export function imageBlobs(options: Pick<PushImageOptions, 'config' | 'layers' | 'annotations'>): ImageBlobs {
+  const configData = Buffer.from(JSON.stringify(options.config));
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPES.ociManifest,
+    config: { mediaType: MEDIA_TYPES.ociConfig, digest: sha256Digest(configData), size: configData.length },
+    layers: options.layers.map((layer) => ({
+      mediaType: layer.mediaType,
+      digest: sha256Digest(layer.data),
+      size: layer.data.length,
+    })),
+    ...(options.annotations === undefined ? {} : { annotations: { ...options.annotations } }),
+  };
+  const manifestData = Buffer.from(JSON.stringify(manifest));
+  return { configData, manifestData, digest: sha256Digest(manifestData) };
+}
+
 /** Pushes an OCI image (config + layers + manifest annotations) to a plain-HTTP registry. */
 export async function pushImage(image: string, options: PushImageOptions): Promise<PushedImage> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const ref = parseImageReference(image);
   checkAllowed(ref, options);
-  const configData = Buffer.from(JSON.stringify(options.config));
-  const configDigest = await pushBlob(ref, configData, timeoutMs);
-  const layers: Descriptor[] = [];
-  for (const layer of options.layers) {
-    layers.push({
-      mediaType: layer.mediaType,
-      digest: await pushBlob(ref, layer.data, timeoutMs),
-      size: layer.data.length,
-    });
-  }
-  const manifest: Manifest = {
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPES.ociManifest,
-    config: { mediaType: MEDIA_TYPES.ociConfig, digest: configDigest, size: configData.length },
-    layers,
-    ...(options.annotations === undefined ? {} : { annotations: { ...options.annotations } }),
-  };
-  const manifestData = Buffer.from(JSON.stringify(manifest));
-  const digest = sha256Digest(manifestData);
+  const { configData, manifestData, digest } = imageBlobs(options);
+  await pushBlob(ref, configData, timeoutMs);
+  for (const layer of options.layers) await pushBlob(ref, layer.data, timeoutMs);
   const response = await request(
     `${baseUrl(ref)}/manifests/${ref.tag ?? digest}`,
     { method: 'PUT', body: manifestData, headers: { 'content-type': MEDIA_TYPES.ociManifest } },
