@@ -39,7 +39,9 @@ export type DevclusterErrorCode =
   /** A pinned input of an app image (a Debian package, Node) could not be had or does not match its pin. */
   | 'IMAGE_INPUT_INVALID'
   /** A package could not be compiled or deployed into its app image. */
-  | 'APP_BUILD_FAILED';
+  | 'APP_BUILD_FAILED'
+  /** `helm install`/`upgrade`/`uninstall` of the Afterlife chart failed. */
+  | 'INSTALL_FAILED';
 
 /** The devcluster's error: a code from DevclusterErrorCode, a message, and the cause. */
 export class AfterlifeClusterError extends AfterlifeError<DevclusterErrorCode> {}

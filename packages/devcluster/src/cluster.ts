@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, type Logger } from '@afterlife/core';
 import { KubeConfig } from '@kubernetes/client-node';
 import { AfterlifeClusterError } from './cluster-error.ts';
+import { claimServiceRouting, holdsServiceRouting, releaseServiceRouting } from './host.ts';
 import { fenceCidr, releaseNetnsDir } from './netns.ts';
 import { type RealNode, reapNode } from './node.ts';
 import { cacheDir, readVersions } from './paths.ts';
@@ -30,6 +31,7 @@ import {
   cleanupKubeProxy,
   recordIptablesTables,
   startClusterServices,
+  writeClusterResolvConf,
 } from './start/cluster-services.ts';
 import { startControllerManager, startScheduler, waitDefaultServiceAccount } from './start/controllers.ts';
 import { etcdPorts, startEtcd, waitEtcdReady } from './start/etcd.ts';
@@ -39,7 +41,7 @@ import { KWOK_POD_CIDR, startKwok, waitKwokNodesReady } from './start/kwok.ts';
 import { Launcher, takePort } from './start/launcher.ts';
 import { applyClusterManifests, waitCrdsEstablished } from './start/manifests.ts';
 import { type ClusterImages, pushClusterImages } from './start/node-images.ts';
-import { planStart } from './start/plan.ts';
+import { planStart, type StartPlan } from './start/plan.ts';
 import { realNodeBinaries, startRealNodes } from './start/real-nodes.ts';
 import { type Registry, startRegistry, waitRegistryReady } from './start/registry.ts';
 import { assembleState, type DevClusterState, readClusterState, writeClusterState } from './state.ts';
@@ -103,7 +105,10 @@ export async function destroyFromState(stateDir: string): Promise<void> {
     while (Date.now() < deadline && pids.some((pid) => isAlive(pid))) await sleep(100);
     for (const pid of pids) if (isAlive(pid)) killGroup(pid, 'SIGKILL');
     const kubeProxy = state.binaries['kube-proxy'];
-    if (state.pids['kube-proxy'] !== undefined && kubeProxy) await cleanupKubeProxy(kubeProxy, stateDir);
+    if (state.pids['kube-proxy'] !== undefined && kubeProxy && (await holdsServiceRouting(stateDir))) {
+      await cleanupKubeProxy(kubeProxy, stateDir);
+    }
+    await releaseServiceRouting(stateDir);
     for (const node of state.realNodes ?? []) await reapNode(node, []);
   }
   await rm(stateDir, REMOVE_TREE);
@@ -113,7 +118,8 @@ export async function destroyFromState(stateDir: string): Promise<void> {
 /** kube-proxy's rules outlive it: once it stopped, its own `--cleanup` removes them. */
 async function cleanupAfterKubeProxy(processes: readonly ManagedProcess[], stateDir: string): Promise<void> {
   const kubeProxy = processes.find((p) => p.spec.name === 'kube-proxy');
-  if (kubeProxy) await cleanupKubeProxy(kubeProxy.spec.command, stateDir);
+  if (kubeProxy && (await holdsServiceRouting(stateDir))) await cleanupKubeProxy(kubeProxy.spec.command, stateDir);
+  await releaseServiceRouting(stateDir);
 }
 
 /** Removes clusters left behind by `exec`/test runs whose owning process died (e.g. SIGKILL). */
@@ -286,7 +292,7 @@ class Starter {
 
   async run(): Promise<StartedCluster> {
     await this.#claimStateDir();
-    const plan = planStart(this.#options);
+    const plan = await this.#claimServiceRouting(planStart(this.#options));
     if (plan.clusterServices) await recordIptablesTables(this.#stateDir);
     const bins = new BinaryResolver(await this.#timed('binaries', () => prepareComponents(plan, this.#log)));
     const binaries = await controlPlaneBinaries(bins);
@@ -309,7 +315,10 @@ class Starter {
     });
 
     let keda: Keda | undefined;
-    if (plan.keda) keda = await this.#timed('keda', () => this.#startKeda(bins, pki, controlPlane));
+    if (plan.keda) {
+      const resolvConf = plan.clusterServices ? await writeClusterResolvConf(this.#stateDir) : undefined;
+      keda = await this.#timed('keda', () => this.#startKeda(bins, pki, controlPlane, resolvConf));
+    }
 
     let images: ClusterImages | undefined;
     if (plan.realNodes > 0)
@@ -360,6 +369,25 @@ class Starter {
     });
     await writeClusterState(state);
     return { state, processes: this.#launcher.processes, nodes: this.#launcher.nodes };
+  }
+
+  /**
+   * Cluster services are machine-wide (kube-proxy's chains, the Service routes): the first
+   * cluster on the machine runs them. A later one runs without them, or, when they were asked
+   * for explicitly, refuses to start naming the cluster that has them.
+   */
+  async #claimServiceRouting(plan: StartPlan): Promise<StartPlan> {
+    if (!plan.clusterServices) return plan;
+    const other = await claimServiceRouting(this.#stateDir);
+    if (other === undefined) return plan;
+    if (this.#options.clusterServices === true) {
+      throw new AfterlifeClusterError(
+        'HOST_LOCKED',
+        `cluster services (kube-proxy, cluster DNS) already run for the cluster in ${other}; stop it or start this one with clusterServices: false`,
+      );
+    }
+    this.#log?.warn({ other }, 'another cluster runs cluster services on this machine: starting without them');
+    return { ...plan, clusterServices: false, components: plan.components.filter((c) => c !== 'coredns') };
   }
 
   /** Refuses a running cluster of the same name, clears what a dead one left, checks a fixed API port. */
@@ -430,7 +458,12 @@ class Starter {
     return startRegistry(this.#launcher.launch, { binary, stateDir: this.#stateDir });
   }
 
-  async #startKeda(bins: BinaryResolver, pki: Pki, controlPlane: ControlPlane): Promise<Keda> {
+  async #startKeda(
+    bins: BinaryResolver,
+    pki: Pki,
+    controlPlane: ControlPlane,
+    resolvConf: string | undefined,
+  ): Promise<Keda> {
     const operatorBinary = await bins.bin('keda', 'operator');
     const adapterBinary = await bins.bin('keda', 'adapter');
     const keda = await startKeda(this.#launcher.launch, {
@@ -438,6 +471,7 @@ class Starter {
       adapterBinary,
       kubeconfig: controlPlane.kubeconfig,
       pki,
+      ...(resolvConf ? { resolvConf } : {}),
     });
     await registerExternalMetricsApi(controlPlane.kubeConfig, keda, pki);
     await waitKedaReady(controlPlane.kubeConfig, keda, this.#launcher.wait);

@@ -243,3 +243,52 @@ export function mountsBelow(dir: string): string[] {
 export async function unmountBelow(dir: string): Promise<void> {
   for (const path of mountsBelow(dir)) await run('umount', ['-l', path]).catch(() => undefined);
 }
+
+/** Who programs Service routing on this machine (kube-proxy's chains, the Service-range routes). */
+interface ServiceRoutingClaim {
+  /** The cluster's state directory. */
+  readonly holder: string;
+  /** The starter while it starts, then kube-proxy: the claim lives as long as this pid. */
+  readonly pid: number;
+}
+
+const SERVICE_ROUTING_FILE = 'service-routing.json';
+
+async function readServiceRouting(): Promise<ServiceRoutingClaim | undefined> {
+  try {
+    const claim = JSON.parse(await readFile(join(hostDir(), SERVICE_ROUTING_FILE), 'utf8')) as ServiceRoutingClaim;
+    return existsSync(claim.holder) && isAlive(claim.pid) ? claim : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One cluster at a time may run cluster services: kube-proxy's iptables chains and the routes
+ * for the Service range are machine-wide, so a second cluster's would replace (and its teardown
+ * remove) the first one's. Returns the live holder's directory when another cluster has it.
+ */
+export async function claimServiceRouting(holder: string, pid = process.pid): Promise<string | undefined> {
+  return withHostLock(async () => {
+    const current = await readServiceRouting();
+    if (current && current.holder !== holder) return current.holder;
+    await writeFile(join(hostDir(), SERVICE_ROUTING_FILE), JSON.stringify({ holder, pid }));
+    return undefined;
+  });
+}
+
+/** True when `holder` has the claim (teardown undoes kube-proxy's changes only then). */
+export async function holdsServiceRouting(holder: string): Promise<boolean> {
+  try {
+    const claim = JSON.parse(await readFile(join(hostDir(), SERVICE_ROUTING_FILE), 'utf8')) as ServiceRoutingClaim;
+    return claim.holder === holder;
+  } catch {
+    return false;
+  }
+}
+
+export async function releaseServiceRouting(holder: string): Promise<void> {
+  await withHostLock(async () => {
+    if (await holdsServiceRouting(holder)) await rm(join(hostDir(), SERVICE_ROUTING_FILE), { force: true });
+  });
+}

@@ -1,4 +1,13 @@
 export {
+  AFTERLIFE_NAMESPACE,
+  AFTERLIFE_RELEASE,
+  type AfterlifeInstall,
+  type AfterlifeInstallOptions,
+  CHART_COMPONENTS,
+  installAfterlife,
+  localValues,
+} from './afterlife-install.ts';
+export {
   APP_IMAGE_NAMES,
   APP_IMAGES,
   type AppImageName,

@@ -17,6 +17,7 @@ describe('devcluster start plan and state (no cluster)', () => {
         knative: true,
         knativeControllers: false,
         registry: true,
+        clusterServices: true,
         kwokNodes: 2,
         realNodes: 1,
         components: [
@@ -31,9 +32,19 @@ describe('devcluster start plan and state (no cluster)', () => {
           'containerd',
           'runc',
           'cni',
+          'coredns',
           'helm',
         ],
       },
+    );
+  });
+
+  it('runs cluster services only with a real node, and refuses them asked for without one', () => {
+    assert.equal(planStart({ realNodes: 0 }).clusterServices, false);
+    assert.equal(planStart({ clusterServices: false }).components.includes('coredns'), false);
+    assert.throws(
+      () => planStart({ realNodes: 0, clusterServices: true }),
+      (error: Error & { code?: string }) => error.code === 'OPTIONS_INVALID' && /real node/.test(error.message),
     );
   });
 

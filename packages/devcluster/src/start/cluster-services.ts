@@ -7,6 +7,7 @@ import { errorMessage } from '@afterlife/core';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { AfterlifeClusterError } from '../cluster-error.ts';
+import { claimServiceRouting } from '../host.ts';
 import { pushStaticBinaryImage } from '../images.ts';
 import { applyObjects, kubeRequest } from '../kube.ts';
 import { NODE_POD_CIDR, type RealNodeState } from '../node.ts';
@@ -126,6 +127,16 @@ export async function cleanupKubeProxy(binary: string, stateDir: string): Promis
   }
 }
 
+/** What a pod with `dnsPolicy: ClusterFirst` gets, for the machine's processes that act as pods (KEDA). */
+export async function writeClusterResolvConf(stateDir: string): Promise<string> {
+  const file = join(stateDir, 'cluster-resolv.conf');
+  await writeFile(
+    file,
+    `nameserver ${CLUSTER_DNS_IP}\nsearch svc.${CLUSTER_DOMAIN} ${CLUSTER_DOMAIN}\noptions ndots:5\n`,
+  );
+  return file;
+}
+
 async function tcpOpen(host: string, port: number): Promise<true | undefined> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
@@ -218,6 +229,8 @@ async function startKubeProxy(launch: Launch, input: ClusterServicesInput): Prom
     [`--config=${config}`, '--v=1'],
     componentEnv(),
   );
+  // A detached cluster's starter exits: from now the claim lives as long as kube-proxy does.
+  await claimServiceRouting(input.stateDir, proxy.pid);
   await waitFor(
     'kube-proxy /healthz',
     async () => {

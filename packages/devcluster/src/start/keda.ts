@@ -27,9 +27,35 @@ export async function startKeda(
     adapterBinary: string;
     kubeconfig: string;
     pki: Pick<Pki, 'kedaCertDir' | 'kedaServing'>;
+    /**
+     * With cluster services: a resolv.conf naming cluster DNS, bind-mounted over /etc/resolv.conf in
+     * a private mount namespace, so KEDA resolves scaler Services (`*.svc.cluster.local`) as it does
+     * in a pod.
+     */
+    resolvConf?: string;
   },
 ): Promise<Keda> {
   const { kubeconfig, pki } = input;
+  const withClusterDns: Launch = input.resolvConf
+    ? (name, binary, args, env) =>
+        launch(
+          name,
+          'unshare',
+          [
+            '--mount',
+            '--propagation',
+            'private',
+            '--',
+            'bash',
+            '-c',
+            'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+            input.resolvConf ?? '',
+            binary,
+            ...args,
+          ],
+          env,
+        )
+    : launch;
   const grpcPort = await takePort();
   const probePort = await takePort();
   const operatorMetricsPort = await takePort();
@@ -43,7 +69,7 @@ export async function startKeda(
     OPERATOR_NAME: 'keda-operator',
     KEDA_HTTP_DEFAULT_TIMEOUT: '3000',
   });
-  const operator = await launch(
+  const operator = await withClusterDns(
     'keda-operator',
     input.operatorBinary,
     [
@@ -60,7 +86,7 @@ export async function startKeda(
     ],
     kedaEnv,
   );
-  const adapter = await launch(
+  const adapter = await withClusterDns(
     'keda-adapter',
     input.adapterBinary,
     [
