@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
 import { createLogger, parseFlags, UsageError } from '@afterlife/core';
+import { readPreviousRun } from './compare.ts';
 import { PROFILES, withLoad } from './profile.ts';
+import { headlineLines, previousRunLine } from './render.ts';
 import { startConformance } from './runner.ts';
 
 const USAGE = `afterlife-conformance — prove Afterlife scale-to-zero Wasm functions on a cluster
@@ -10,13 +12,14 @@ Usage:
                         [--workload-image IMG] [--profile short|full] [--report-dir DIR]
                         [--gateway-url URL] [--gateway-admin-url URL] [--scaler-address HOST:PORT]
                         [--namespace-prefix P] [--load-rate N] [--load-duration S]
-                        [--load-concurrency N] [--expected-replicas N]
+                        [--load-concurrency N] [--expected-replicas N] [--compare PREVIOUS.json]
 
   --local               start a local devcluster with Afterlife and run against it
   --gateway-url         the gateway's event port as reachable from here (required on a cluster;
                         e.g. kubectl -n afterlife-system port-forward svc/afterlife-gateway 8080:80)
   --gateway-admin-url   the gateway's admin port (/readyz, /v1/counts), optional
   --keep                keep the test namespace (and the local stack) for debugging
+  --compare FILE        show each headline figure next to a previous run's (its conformance.json)
 Exit code: 0 all passed, 1 a check or scenario failed, 2 usage error.
 `;
 
@@ -47,6 +50,7 @@ export async function runConformanceCli(argv: string[]): Promise<number> {
       'load-duration': { type: 'string' },
       'load-concurrency': { type: 'string' },
       'expected-replicas': { type: 'string' },
+      compare: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -65,6 +69,7 @@ export async function runConformanceCli(argv: string[]): Promise<number> {
     concurrency: positive('load-concurrency', values['load-concurrency']),
     expectedReplicas: positive('expected-replicas', values['expected-replicas']),
   });
+  const previous = values.compare ? await readPreviousRun(resolve(values.compare)) : undefined;
   const logger = createLogger('conformance', { level: process.env.AFTERLIFE_LOG_LEVEL === 'debug' ? 'debug' : 'warn' });
   const run = startConformance({
     local: values.local ?? false,
@@ -80,6 +85,7 @@ export async function runConformanceCli(argv: string[]): Promise<number> {
     ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
     ...(values['gateway-admin-url'] ? { gatewayAdminUrl: values['gateway-admin-url'] } : {}),
     ...(values['scaler-address'] ? { scalerAddress: values['scaler-address'] } : {}),
+    ...(previous ? { previous } : {}),
   });
   let interrupted = false;
   let markCancelled = () => {};
@@ -114,6 +120,10 @@ export async function runConformanceCli(argv: string[]): Promise<number> {
   print(
     `${result.passed ? '✔ PASSED' : '✘ FAILED'}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped of ${c.tests}`,
   );
+  if (result.headline && result.scenarios.length > 0) {
+    print(previous ? `Headline, ${previousRunLine(previous, result.profile)}` : 'Headline');
+    for (const line of headlineLines(result.headline, previous)) print(`  ${line}`);
+  }
   print(`  JUnit ${files.junit}\n  JSON  ${files.json}\n  HTML  ${files.html}`);
   const kept = run.keptKubeconfig();
   if (kept) {

@@ -4,6 +4,7 @@ import { AppsV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client
 import { ConformanceError } from './errors.ts';
 import type { EventOutcome } from './load.ts';
 import type { Profile } from './profile.ts';
+import type { ChartMarker, WaterfallStep } from './render.ts';
 
 /** One replica sample of a Deployment under test (plus the gateway's held count when known). */
 export interface ReplicaSample {
@@ -26,6 +27,10 @@ export interface ScenarioRecord {
   readonly events: EventOutcome[];
   /** Human-readable notes (also the JUnit system-out). */
   readonly notes: string[];
+  /** Moments drawn on the scenario's charts: load start/end, faults injected (t on the run's clock). */
+  readonly markers: ChartMarker[];
+  /** Steps of a cold start, drawn as a waterfall when a scenario records them. */
+  readonly waterfall: WaterfallStep[];
 }
 
 /** The function the scenarios drive, once the injection scenario deployed it. */
@@ -75,6 +80,8 @@ export function record(ctx: SuiteContext, id: string): ScenarioRecord {
     metrics: {},
     events: [],
     notes: [],
+    markers: [],
+    waterfall: [],
   };
   ctx.records.set(id, created);
   return created;

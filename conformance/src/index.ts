@@ -1,4 +1,5 @@
 export { runConformanceCli } from './cli.ts';
+export { readPreviousRun } from './compare.ts';
 export { componentMain, startComponent } from './components.ts';
 export {
   type FunctionUnderTest,
@@ -8,10 +9,37 @@ export {
   WaitTimeoutError,
   waitUntil,
 } from './context.ts';
+export {
+  type DetectedVersion,
+  describeVersion,
+  detectEnvironment,
+  detectKedaVersion,
+  detectKnativeVersion,
+  type EnvironmentOptions,
+  type ReportEnvironment,
+  releaseTag,
+  runnerDescription,
+  type VersionFallbacks,
+} from './environment.ts';
 export { ConformanceError, type ConformanceErrorCode } from './errors.ts';
 export { escapeXml, type TestResult, toJUnitXml } from './junit.ts';
-export { type EventOutcome, type LoadTarget, percentile, sendBurst, sendEvent } from './load.ts';
-export { type LocalAfterlife, type LocalAfterlifeOptions, type LocalPorts, startLocalAfterlife } from './local.ts';
+export {
+  type EventOutcome,
+  isDelivered,
+  isRefused,
+  type LoadTarget,
+  percentile,
+  sendBurst,
+  sendEvent,
+} from './load.ts';
+export {
+  LOCAL_GATEWAY,
+  type LocalAfterlife,
+  type LocalAfterlifeOptions,
+  type LocalGatewaySettings,
+  type LocalPorts,
+  startLocalAfterlife,
+} from './local.ts';
 export {
   formatPreflight,
   PREFLIGHT_CHECKS,
@@ -21,13 +49,46 @@ export {
 } from './preflight.ts';
 export { PROFILES, type Profile, withLoad } from './profile.ts';
 export {
-  type ChartPhase,
+  type Bound,
+  type ChartMarker,
+  type ChartReference,
   type ChartSeries,
+  type ChartSpan,
+  type ChartSpec,
+  type Check,
+  compareFigure,
+  type Fact,
+  formatBound,
+  formatValue,
+  type HeadlineFigure,
+  headlineLines,
+  PALETTE,
+  type PreviousRun,
+  previousRunLine,
+  type ReportDocument,
+  type ReportSection,
+  renderReport,
+  SERIES_STYLES,
+  type SeriesStyle,
+  svgChart,
+  svgWaterfall,
+  type Unit,
+  type Verdict,
+  verdict,
+  type WaterfallSpec,
+  type WaterfallStep,
+} from './render.ts';
+export {
   type ConformanceResult,
+  conformanceDocument,
+  conformanceHeadline,
+  environmentFacts,
+  eventTotals,
   type ReportFiles,
   renderConformanceHtml,
   type ScenarioReport,
-  svgChart,
+  scenarioCharts,
+  spanText,
   writeReports,
 } from './report.ts';
 export {

@@ -10,8 +10,15 @@ export interface EventOutcome {
   readonly status: number;
   /** The id the function echoed back (`ce-echoid`), '' when none. */
   readonly echoedId: string;
+  /** The `Retry-After` of a refusal (503 beyond the gateway's pending limit, 504), when there was one. */
+  readonly retryAfter?: string;
   readonly error?: string;
 }
+
+/** Answered 2xx: the function got it and replied. */
+export const isDelivered = (e: EventOutcome): boolean => e.status >= 200 && e.status < 300;
+/** Refused with 503 + Retry-After: the gateway said "not now, retry" instead of taking it (a sender can retry it). */
+export const isRefused = (e: EventOutcome): boolean => e.status === 503 && e.retryAfter !== undefined;
 
 export interface LoadTarget {
   /** `http://127.0.0.1:PORT/ns/<namespace>/fn/<name>` on the gateway. */
@@ -40,6 +47,7 @@ export async function sendEvent(target: LoadTarget, phase: string, clock: () => 
       signal: AbortSignal.timeout(120_000),
     });
     await response.arrayBuffer();
+    const retryAfter = response.headers.get('retry-after');
     return {
       id,
       phase,
@@ -47,6 +55,7 @@ export async function sendEvent(target: LoadTarget, phase: string, clock: () => 
       latencyMs: performance.now() - started,
       status: response.status,
       echoedId: response.headers.get('ce-echoid') ?? '',
+      ...(retryAfter === null ? {} : { retryAfter }),
     };
   } catch (error) {
     return {

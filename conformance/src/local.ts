@@ -15,13 +15,41 @@ import {
 import { LABEL_RUNTIME, RUNTIME_WASMEDGE } from '@afterlife/webhook';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { startComponent } from './components.ts';
+import type { VersionFallbacks } from './environment.ts';
+
+/** What the devcluster built KEDA and Knative Serving from. */
+function devclusterVersions(cluster: DevCluster): VersionFallbacks {
+  const { keda, knative } = cluster.state.versions;
+  return {
+    keda: { version: keda.replace(/^v/, ''), source: 'devcluster build; KEDA runs as processes here' },
+    knative: { version: `knative.dev/serving ${knative}`, source: 'devcluster build from source' },
+  };
+}
 
 export interface LocalAfterlifeOptions {
   /** Names the cluster (and its state directory). */
   readonly name: string;
   readonly logger: Logger;
   readonly print: (line: string) => void;
+  /** Events the gateway holds per function before it answers 503 + Retry-After (default 5000). */
+  readonly pendingLimit?: number;
 }
+
+/** How the local gateway is configured: what a report needs to state the capacity of a run. */
+export interface LocalGatewaySettings {
+  /** Events held per function before 503 + Retry-After. */
+  readonly pendingLimit: number;
+  /** Events delivered at a time to one replica (more are held). */
+  readonly replicaConcurrency: number;
+  /** The `Retry-After` of a refusal, in seconds. */
+  readonly retryAfterSeconds: number;
+}
+
+/** The local gateway's per-replica concurrency and Retry-After (the gateway's defaults, written out). */
+export const LOCAL_GATEWAY: Omit<LocalGatewaySettings, 'pendingLimit'> = Object.freeze({
+  replicaConcurrency: 10,
+  retryAfterSeconds: 2,
+});
 
 export interface LocalPorts {
   readonly webhook: number;
@@ -39,6 +67,9 @@ export interface LocalAfterlife {
   readonly registry: string;
   readonly logDir: string;
   readonly ports: LocalPorts;
+  readonly gateway: LocalGatewaySettings;
+  /** Versions the devcluster builds (KEDA and Knative run as processes, so the cluster does not label them). */
+  readonly versions: VersionFallbacks;
   /** The reference function's image in the local registry. */
   readonly image: string;
   /** The real node Wasm pods run on (kubelet + containerd, `wasmedge` handler). */
@@ -107,6 +138,7 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
       autoscalerAdmin: await freePort(),
     };
     const common = { KUBECONFIG: cluster.kubeconfigPath };
+    const gateway: LocalGatewaySettings = { ...LOCAL_GATEWAY, pendingLimit: options.pendingLimit ?? 5000 };
     // Each component is adopted as soon as it starts, so a failure further on still ends it.
     const start = async (...args: Parameters<typeof startComponent>): Promise<void> => {
       await cluster.adopt(await startComponent(...args));
@@ -133,7 +165,9 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
         AFTERLIFE_GATEWAY_ADMIN_PORT: String(ports.gatewayAdmin),
         AFTERLIFE_GATEWAY_ID: 'demo-gateway-0',
         AFTERLIFE_GATEWAY_COLD_START_TIMEOUT: '90s',
-        AFTERLIFE_GATEWAY_PENDING_LIMIT: '5000',
+        AFTERLIFE_GATEWAY_PENDING_LIMIT: String(gateway.pendingLimit),
+        AFTERLIFE_GATEWAY_REPLICA_CONCURRENCY: String(gateway.replicaConcurrency),
+        AFTERLIFE_GATEWAY_RETRY_AFTER: `${gateway.retryAfterSeconds}s`,
         AFTERLIFE_GATEWAY_DISCOVERY: 'knative',
       },
       logDir,
@@ -211,6 +245,8 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
       registry,
       logDir,
       ports,
+      gateway,
+      versions: devclusterVersions(cluster),
       image,
       nodeName: cluster.state.realNodes[0]?.name ?? '',
       webhookConfigurationName,

@@ -14,7 +14,6 @@ import {
   AdmissionregistrationV1Api,
   ApiextensionsV1Api,
   ApiregistrationV1Api,
-  AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
@@ -23,6 +22,7 @@ import {
   type V1MutatingWebhookConfiguration,
   type V1Node,
 } from '@kubernetes/client-node';
+import { describeVersion, detectKedaVersion, detectKnativeVersion, type VersionFallbacks } from './environment.ts';
 import { ConformanceError } from './errors.ts';
 
 /** One preflight check: what was checked, whether it passed, what was seen and how to fix it. */
@@ -47,6 +47,8 @@ export interface PreflightOptions {
   readonly scalerAddress?: string;
   /** Per-probe timeout (default 3000 ms). */
   readonly timeoutMs?: number;
+  /** Versions to report when the cluster does not say (the local devcluster runs KEDA and Knative as processes). */
+  readonly versionFallbacks?: VersionFallbacks;
 }
 
 export const PREFLIGHT_CHECKS = [
@@ -79,15 +81,6 @@ function describe(error: unknown): string {
 const pass = (name: string, message: string): PreflightResult => ({ name, ok: true, message, fix: '' });
 const fail = (name: string, message: string, fix: string): PreflightResult => ({ name, ok: false, message, fix });
 
-function versionFromLabels(labels: Record<string, string> | undefined): string {
-  return (
-    labels?.['app.kubernetes.io/version'] ??
-    labels?.['serving.knative.dev/release'] ??
-    labels?.['app.kubernetes.io/part-of-version'] ??
-    ''
-  );
-}
-
 /**
  * Checks that a cluster can run Afterlife workloads. Never throws for a cluster problem: each
  * problem is a failed result with a fix. Also the basis of `afterlife doctor`.
@@ -108,9 +101,9 @@ export async function runPreflight(kubeConfig: KubeConfig, options: PreflightOpt
     }
   };
   const checks: Array<Promise<PreflightResult>> = [
-    guarded('knative-serving', () => checkKnative(kubeConfig, knativeNamespace)),
+    guarded('knative-serving', () => checkKnative(kubeConfig, knativeNamespace, options.versionFallbacks)),
     guarded('runtime-class-flag', () => checkRuntimeClassFlag(kubeConfig, knativeNamespace, runtimeClassName)),
-    guarded('keda', () => checkKeda(kubeConfig)),
+    guarded('keda', () => checkKeda(kubeConfig, options.versionFallbacks)),
     guarded('runtime-class', () => checkRuntimeClass(kubeConfig, runtimeClassName)),
     guarded('wasm-nodes', () => checkNodes(kubeConfig, runtimeClassName)),
     guarded('webhook', () => checkWebhook(kubeConfig, timeoutMs)),
@@ -120,21 +113,22 @@ export async function runPreflight(kubeConfig: KubeConfig, options: PreflightOpt
   return Promise.all(checks);
 }
 
-async function checkKnative(kubeConfig: KubeConfig, namespace: string): Promise<PreflightResult> {
+async function checkKnative(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  fallbacks: VersionFallbacks | undefined,
+): Promise<PreflightResult> {
   const name = 'knative-serving';
   const fix =
     'install Knative Serving: kubectl apply -f https://github.com/knative/serving/releases/latest/download/serving-crds.yaml -f https://github.com/knative/serving/releases/latest/download/serving-core.yaml';
-  let version = '';
   try {
-    const crd = await kubeConfig.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: KNATIVE_CRD });
-    version = versionFromLabels(crd.metadata?.labels);
+    await kubeConfig.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: KNATIVE_CRD });
   } catch (error) {
     if (isNotFound(error)) return fail(name, `CRD ${KNATIVE_CRD} not found: Knative Serving is not installed`, fix);
     throw error;
   }
   try {
-    const cm = await kubeConfig.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: CONFIG_FEATURES, namespace });
-    version ||= versionFromLabels(cm.metadata?.labels);
+    await kubeConfig.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: CONFIG_FEATURES, namespace });
   } catch (error) {
     if (isNotFound(error)) {
       return fail(
@@ -145,10 +139,11 @@ async function checkKnative(kubeConfig: KubeConfig, namespace: string): Promise<
     }
     throw error;
   }
-  return pass(
-    name,
-    `Knative Serving ${version || '(version label missing)'}, CRDs and ${namespace} ConfigMaps present`,
+  const version = describeVersion(
+    await detectKnativeVersion(kubeConfig, namespace, fallbacks?.knative),
+    'version unknown (no release label on its CRDs, ConfigMaps or controller)',
   );
+  return pass(name, `Knative Serving ${version}, CRDs and ${namespace} ConfigMaps present`);
 }
 
 async function checkRuntimeClassFlag(
@@ -203,14 +198,12 @@ export function runtimeClassFlagResult(
   );
 }
 
-async function checkKeda(kubeConfig: KubeConfig): Promise<PreflightResult> {
+async function checkKeda(kubeConfig: KubeConfig, fallbacks: VersionFallbacks | undefined): Promise<PreflightResult> {
   const name = 'keda';
   const fix =
     'install KEDA: helm repo add kedacore https://kedacore.github.io/charts && helm install keda kedacore/keda -n keda --create-namespace';
-  let version = '';
   try {
-    const crd = await kubeConfig.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: KEDA_CRD });
-    version = versionFromLabels(crd.metadata?.labels);
+    await kubeConfig.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: KEDA_CRD });
   } catch (error) {
     if (isNotFound(error)) return fail(name, `CRD ${KEDA_CRD} not found: KEDA is not installed`, fix);
     throw error;
@@ -233,23 +226,11 @@ async function checkKeda(kubeConfig: KubeConfig): Promise<PreflightResult> {
     }
     throw error;
   }
-  version ||= await kedaOperatorVersion(kubeConfig);
-  return pass(name, `KEDA ${version || '(version label missing)'}; ${EXTERNAL_METRICS_APISERVICE} Available`);
-}
-
-/** KEDA's version from its operator Deployment (Helm/manifest labels, else the image tag); '' if unknown. */
-async function kedaOperatorVersion(kubeConfig: KubeConfig): Promise<string> {
-  try {
-    const list = await kubeConfig
-      .makeApiClient(AppsV1Api)
-      .listDeploymentForAllNamespaces({ labelSelector: 'app.kubernetes.io/name=keda-operator' });
-    const operator = list.items[0];
-    if (!operator) return '';
-    const image = operator.spec?.template.spec?.containers[0]?.image ?? '';
-    return versionFromLabels(operator.metadata?.labels) || (image.includes(':') ? (image.split(':').pop() ?? '') : '');
-  } catch {
-    return '';
-  }
+  const version = describeVersion(
+    await detectKedaVersion(kubeConfig, fallbacks?.keda),
+    'version unknown (no version label on its CRD, no keda-operator Deployment, no HPA made by KEDA yet)',
+  );
+  return pass(name, `KEDA ${version}; ${EXTERNAL_METRICS_APISERVICE} Available`);
 }
 
 function runtimeClassYaml(runtimeClassName: string): string {

@@ -1,9 +1,26 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ReplicaSample } from './context.ts';
-import { escapeXml, type TestResult, toJUnitXml } from './junit.ts';
-import type { EventOutcome } from './load.ts';
+import type { ReportEnvironment } from './environment.ts';
+import { type TestResult, toJUnitXml } from './junit.ts';
+import { type EventOutcome, isDelivered, isRefused } from './load.ts';
 import type { PreflightResult } from './preflight.ts';
+import { PROFILES, type Profile } from './profile.ts';
+import {
+  type ChartMarker,
+  type ChartSpec,
+  type Fact,
+  formatValue,
+  type HeadlineFigure,
+  type PreviousRun,
+  type ReportDocument,
+  type ReportSection,
+  renderReport,
+  SERIES_STYLES,
+  type SeriesStyle,
+  type Unit,
+  type WaterfallStep,
+} from './render.ts';
 
 export interface ScenarioReport {
   readonly id: string;
@@ -19,6 +36,10 @@ export interface ScenarioReport {
   readonly end: number;
   readonly samples: readonly ReplicaSample[];
   readonly events: readonly EventOutcome[];
+  /** Phase boundaries and faults drawn on the charts (absent in reports before markers existed). */
+  readonly markers?: readonly ChartMarker[];
+  /** Cold-start steps, when the scenario records them. */
+  readonly waterfall?: readonly WaterfallStep[];
 }
 
 /** The JSON result (`conformance.json`). */
@@ -27,6 +48,8 @@ export interface ConformanceResult {
   readonly finishedAt: string;
   readonly mode: 'local' | 'cluster';
   readonly profile: string;
+  /** The profile as run (with command-line overrides). */
+  readonly settings?: Profile;
   readonly namespace: string;
   readonly image: string;
   readonly passed: boolean;
@@ -36,124 +59,372 @@ export interface ConformanceResult {
     readonly failed: number;
     readonly skipped: number;
   };
+  readonly environment?: ReportEnvironment;
+  /** The headline figures against their bounds (what `--compare` reads from a previous run). */
+  readonly headline?: readonly HeadlineFigure[];
   readonly preflight: readonly PreflightResult[];
   readonly scenarios: readonly ScenarioReport[];
 }
 
-const WIDTH = 900;
-const HEIGHT = 260;
-const PAD = { left: 50, right: 20, top: 20, bottom: 30 };
+/** Labels and units of the scenario metrics, in the order the report lists them; `hidden` ones are in the JSON only. */
+const METRIC_LABELS: Readonly<Record<string, { label: string; unit?: Unit | 'text'; hidden?: boolean }>> = {
+  deployment: { label: 'revision Deployment', unit: 'text' },
+  variant: { label: 'Wasm variant annotation', unit: 'text' },
+  autoscalingClass: { label: 'autoscaling class', unit: 'text' },
+  scalerAddress: { label: 'scaler address (ScaledObject trigger)', unit: 'text' },
+  firstEventLatencyMs: { label: 'first event → reply', unit: 'ms' },
+  zeroToReadyMs: { label: 'first event → 1 ready replica', unit: 'ms' },
+  podsWithRuntimeClass: { label: 'pods running with the runtime class', unit: 'count' },
+  sent: { label: 'events sent', unit: 'events' },
+  delivered: { label: 'events answered 200', unit: 'events' },
+  acknowledged: { label: 'events acknowledged (200)', unit: 'events' },
+  echoed: { label: 'ids echoed back by the function', unit: 'events' },
+  gatewayDeliveries: { label: 'deliveries counted by the gateway', unit: 'events' },
+  maxReadyReplicas: { label: 'peak ready replicas', unit: 'replicas' },
+  maxDesiredReplicas: { label: 'peak desired replicas (spec.replicas)', unit: 'replicas' },
+  timeToExpectedReplicasMs: { label: 'time to the expected replicas', unit: 'ms' },
+  p50Ms: { label: 'latency p50', unit: 'ms' },
+  p99Ms: { label: 'latency p99', unit: 'ms' },
+  idleToZeroMs: { label: 'last event → 0 replicas', unit: 'ms' },
+  boundMs: { label: 'bound for scale to zero', unit: 'ms' },
+  threshold: { label: 'activation threshold', unit: 'events' },
+  eventsSent: { label: 'events sent below the threshold', unit: 'events' },
+  answeredEarly: { label: 'answered before the observation ended', unit: 'events' },
+  maxPendingAtGateway: { label: 'peak events held at the gateway', unit: 'events' },
+  observedSeconds: { label: 'observed for', unit: 's' },
+  skipped: { label: 'not run', unit: 'text' },
+  loadEndedAtMs: { label: 'load ended at', hidden: true },
+};
 
-/** A named span of time shaded behind a chart (e.g. the phases of a load run). */
-export interface ChartPhase {
-  readonly name: string;
-  readonly start: number;
-  readonly end: number;
+/** "firstEventLatencyMs" → "first event latency" with the unit its suffix names. */
+function metricFact(key: string, value: number | string | boolean): Fact | undefined {
+  const known = METRIC_LABELS[key];
+  if (known?.hidden) return undefined;
+  const unit: Unit | 'text' =
+    known?.unit ?? (/Ms$/.test(key) ? 'ms' : /Seconds$/.test(key) ? 's' : typeof value === 'number' ? 'count' : 'text');
+  const label =
+    known?.label ??
+    key
+      .replace(/(Ms|Seconds)$/, '')
+      .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+      .toLowerCase();
+  const text = typeof value === 'number' && unit !== 'text' ? formatValue(value, unit) : String(value);
+  return { label, value: text };
 }
 
-export interface ChartSeries {
-  readonly name: string;
-  readonly color: string;
-  readonly points: ReadonlyArray<readonly [number, number]>;
-  /** Points instead of a line (scatter). */
-  readonly dots?: boolean;
+const scenario = (result: ConformanceResult, id: string) => result.scenarios.find((s) => s.id === id);
+const metric = (result: ConformanceResult, id: string, key: string): number | null => {
+  const value = scenario(result, id)?.metrics[key];
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+};
+
+/** Events sent, acknowledged, echoed and lost over every scenario. */
+export function eventTotals(events: readonly EventOutcome[]): {
+  sent: number;
+  acknowledged: number;
+  echoed: number;
+  refused: number;
+  lost: number;
+} {
+  const sent = events.length;
+  const acknowledged = events.filter(isDelivered).length;
+  const echoed = events.filter((e) => isDelivered(e) && e.echoedId === e.id).length;
+  const refused = events.filter(isRefused).length;
+  return { sent, acknowledged, echoed, refused, lost: sent - echoed - refused };
 }
 
 /**
- * A line/scatter chart as inline SVG: no scripts, no external assets, renders anywhere.
- * x is milliseconds, shown from the first phase or point.
+ * The headline figures of a conformance run against the suite's bounds: first event → reply,
+ * time to N replicas, time back to zero, events sent/acknowledged/echoed, lost = 0.
  */
-export function svgChart(
-  title: string,
-  series: readonly ChartSeries[],
-  options: { id?: string; phases?: readonly ChartPhase[]; yLabel?: string } = {},
-): string {
-  const phases = options.phases ?? [];
-  const yLabel = options.yLabel ?? '';
-  const all = series.flatMap((s) => s.points);
-  if (all.length === 0) return `<p class="empty">${escapeXml(title)}: no data</p>`;
-  // Time runs from the first phase (cluster start-up before it is not interesting).
-  const minX = Math.min(...phases.map((p) => p.start), ...all.map(([px]) => px));
-  const maxX = Math.max(minX + 1, ...all.map(([px]) => px), ...phases.map((p) => p.end));
-  const maxY = Math.max(1, ...all.map(([, y]) => y)) * 1.1;
-  const x = (v: number) => PAD.left + ((v - minX) / (maxX - minX)) * (WIDTH - PAD.left - PAD.right);
-  const y = (v: number) => HEIGHT - PAD.bottom - (v / maxY) * (HEIGHT - PAD.top - PAD.bottom);
-  const phaseBands = phases
-    .map(
-      (p, i) =>
-        `<rect x="${x(p.start).toFixed(1)}" y="${PAD.top}" width="${Math.max(1, x(p.end) - x(p.start)).toFixed(1)}" height="${HEIGHT - PAD.top - PAD.bottom}" fill="${i % 2 ? '#f4f4f8' : '#eef4fb'}"/><text x="${(x(p.start) + 3).toFixed(1)}" y="${PAD.top + 12}" font-size="11" fill="#555">${escapeXml(p.name)}</text>`,
-    )
-    .join('');
-  const lines = series
-    .map((s) => {
-      if (s.dots) {
-        return s.points
-          .map(
-            ([px, py]) =>
-              `<circle class="point" cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="2" fill="${s.color}"/>`,
-          )
-          .join('');
-      }
-      const d = s.points.map(([px, py], i) => `${i ? 'L' : 'M'}${x(px).toFixed(1)},${y(py).toFixed(1)}`).join('');
-      return `<path class="series" d="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>`;
-    })
-    .join('');
-  const legend = series
-    .map(
-      (s, i) =>
-        `<rect x="${PAD.left + i * 150}" y="${HEIGHT - 12}" width="10" height="10" fill="${s.color}"/><text x="${PAD.left + i * 150 + 14}" y="${HEIGHT - 3}" font-size="11">${escapeXml(s.name)}</text>`,
-    )
-    .join('');
-  const ticks = [0, 0.25, 0.5, 0.75, 1]
-    .map((f) => {
-      const v = (maxY / 1.1) * f;
-      return `<text x="${PAD.left - 6}" y="${y(v) + 4}" font-size="10" text-anchor="end">${v >= 10 ? v.toFixed(0) : v.toFixed(1)}</text><line x1="${PAD.left}" x2="${WIDTH - PAD.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`;
-    })
-    .join('');
-  return `<figure><figcaption>${escapeXml(title)}</figcaption><svg${options.id ? ` id="${options.id}"` : ''} class="chart" xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${escapeXml(title)}">${phaseBands}${ticks}<text x="12" y="${PAD.top + 10}" font-size="10" transform="rotate(-90 12 ${PAD.top + 10})" text-anchor="end">${escapeXml(yLabel)}</text>${lines}${legend}<text x="${WIDTH - PAD.right}" y="${HEIGHT - PAD.bottom + 14}" font-size="10" text-anchor="end">seconds → ${((maxX - minX) / 1000).toFixed(0)}</text></svg></figure>`;
-}
-
-function scenarioHtml(s: ScenarioReport): string {
-  const replicas = svgChart(`replicas over time — ${s.deployment || 'n/a'}`, [
-    { name: 'ready replicas', color: '#1f77b4', points: s.samples.map((p) => [p.t, p.readyReplicas] as const) },
-    { name: 'desired replicas', color: '#9467bd', points: s.samples.map((p) => [p.t, p.desiredReplicas] as const) },
-    { name: 'held events', color: '#ff7f0e', points: s.samples.map((p) => [p.t, p.pending] as const) },
-  ]);
-  const latency = svgChart('latency per event (ms)', [
+export function conformanceHeadline(result: ConformanceResult): HeadlineFigure[] {
+  const profile = result.settings ?? PROFILES[result.profile as Profile['name']] ?? PROFILES.short;
+  const coldMs = profile.coldStartTimeoutSeconds * 1000;
+  const expected = profile.expectedReplicas;
+  const zeroBound = metric(result, 'scale-to-zero', 'boundMs');
+  const totals = eventTotals(result.scenarios.flatMap((s) => s.events));
+  const ran = result.scenarios.length > 0;
+  return [
     {
-      name: 'send → reply',
-      color: '#2ca02c',
-      dots: true,
-      points: s.events.filter((e) => e.status === 200).map((e) => [e.sentAt, e.latencyMs] as const),
+      key: 'first-event-reply',
+      label: 'first event → reply, from 0 replicas',
+      value: metric(result, 'scale-from-zero', 'firstEventLatencyMs'),
+      unit: 'ms',
+      bound: { op: 'max', value: coldMs, note: `the ${profile.name} profile's cold-start bound` },
+      better: 'lower',
+      source: 'scenario 2 · scale from zero',
     },
-  ]);
-  const metrics = Object.entries(s.metrics)
-    .map(([k, v]) => `<tr><td>${escapeXml(k)}</td><td>${escapeXml(String(v))}</td></tr>`)
-    .join('');
-  return `<section class="${s.state}"><h2>${s.state === 'passed' ? '✔' : s.state === 'failed' ? '✘' : '–'} ${escapeXml(s.title)}</h2>
-<p>${(s.durationMs / 1000).toFixed(1)} s${s.error ? ` — <strong>${escapeXml(s.error)}</strong>` : ''}</p>
-<table>${metrics}</table>${s.notes.length ? `<ul>${s.notes.map((n) => `<li><code>${escapeXml(n)}</code></li>`).join('')}</ul>` : ''}
-${replicas}${latency}</section>`;
+    {
+      key: 'first-event-ready',
+      label: 'first event → 1 ready replica',
+      value: metric(result, 'scale-from-zero', 'zeroToReadyMs'),
+      unit: 'ms',
+      bound: { op: 'max', value: coldMs, note: `the ${profile.name} profile's cold-start bound` },
+      better: 'lower',
+      source: 'scenario 2 · scale from zero',
+    },
+    {
+      key: 'time-to-n-replicas',
+      label: `time to ${expected} ready replicas under load`,
+      value: metric(result, 'scale-up', 'timeToExpectedReplicasMs'),
+      unit: 'ms',
+      bound: {
+        op: 'max',
+        value: (profile.load.durationSeconds + 2) * 1000,
+        note: `while ${profile.load.ratePerSecond} events/s run for ${profile.load.durationSeconds} s (+2 s)`,
+      },
+      better: 'lower',
+      source: 'scenario 3 · scale up',
+    },
+    {
+      key: 'peak-replicas',
+      label: 'peak ready replicas under load',
+      value: metric(result, 'scale-up', 'maxReadyReplicas'),
+      unit: 'replicas',
+      bound: { op: 'min', value: expected, note: 'the expected replicas' },
+      better: 'higher',
+      source: 'scenario 3 · scale up',
+    },
+    {
+      key: 'load-p50',
+      label: 'latency p50 under load',
+      value: metric(result, 'scale-up', 'p50Ms'),
+      unit: 'ms',
+      better: 'lower',
+      source: `scenario 3 · ${profile.workMs} ms of work per event, includes scaling up`,
+    },
+    {
+      key: 'load-p99',
+      label: 'latency p99 under load',
+      value: metric(result, 'scale-up', 'p99Ms'),
+      unit: 'ms',
+      better: 'lower',
+      source: 'scenario 3 · scale up',
+    },
+    {
+      key: 'back-to-zero',
+      label: 'last event → 0 replicas',
+      value: metric(result, 'scale-to-zero', 'idleToZeroMs'),
+      unit: 'ms',
+      ...(zeroBound === null
+        ? {}
+        : {
+            bound: {
+              op: 'max' as const,
+              value: zeroBound,
+              note: `cooldown ${profile.cooldownSeconds} s + HPA window 5 s + margin ${profile.scaleToZeroMarginSeconds} s`,
+            },
+          }),
+      better: 'lower',
+      source: 'scenario 4 · scale to zero',
+    },
+    {
+      key: 'events-sent',
+      label: 'events sent',
+      value: ran ? totals.sent : null,
+      unit: 'events',
+      better: 'none',
+      source: 'every scenario',
+    },
+    {
+      key: 'events-acknowledged',
+      label: 'events acknowledged (200)',
+      value: ran ? totals.acknowledged : null,
+      unit: 'events',
+      bound: { op: 'equal', value: totals.sent, note: 'every event sent' },
+      better: 'none',
+      source: 'every scenario',
+    },
+    {
+      key: 'events-echoed',
+      label: 'events echoed by the function with their own id',
+      value: ran ? totals.echoed : null,
+      unit: 'events',
+      bound: { op: 'equal', value: totals.sent, note: 'every event sent' },
+      better: 'none',
+      source: 'every scenario',
+    },
+    {
+      key: 'events-lost',
+      label: 'events lost',
+      value: ran ? totals.lost : null,
+      unit: 'events',
+      bound: { op: 'equal', value: 0 },
+      better: 'lower',
+      source: 'sent − echoed − refused with 503 + Retry-After',
+    },
+  ];
 }
 
-export function renderConformanceHtml(result: ConformanceResult): string {
-  const preflight = result.preflight
-    .map(
-      (p) =>
-        `<tr class="${p.ok ? 'passed' : 'failed'}"><td>${escapeXml(p.name)}</td><td>${p.ok ? 'ok' : 'FAILED'}</td><td>${escapeXml(p.message)}</td><td>${escapeXml(p.fix)}</td></tr>`,
-    )
-    .join('');
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Afterlife conformance report</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse}td{padding:.2rem .6rem;border-bottom:1px solid #eee;vertical-align:top}.failed h2,tr.failed{color:#cf222e}.passed h2{color:#1a7f37}section{margin:2rem 0}figcaption{font-weight:600}code{white-space:pre-wrap;word-break:break-all}</style>
-</head><body>
-<h1>Afterlife conformance — ${result.passed ? 'PASSED' : 'FAILED'}</h1>
-<p>${escapeXml(result.startedAt)} → ${escapeXml(result.finishedAt)} · ${result.mode} · profile ${escapeXml(result.profile)} · namespace ${escapeXml(result.namespace)} · image <code>${escapeXml(result.image)}</code></p>
-<p>${result.counts.passed} passed, ${result.counts.failed} failed, ${result.counts.skipped} skipped of ${result.counts.tests}</p>
-<h2>Preflight</h2><table>${preflight}</table>
-${result.scenarios.map(scenarioHtml).join('\n')}
-</body></html>
-`;
+const MIN_CHART_SAMPLES = 3;
+
+/**
+ * The charts of one scenario, only for series worth drawing: replicas (step lines) and held
+ * events from ≥ 3 samples, latency from ≥ 3 answered events; time in seconds from the scenario's
+ * start, with its markers.
+ */
+export function scenarioCharts(s: ScenarioReport, workMs?: number): ChartSpec[] {
+  const charts: ChartSpec[] = [];
+  const markers = s.markers ?? [];
+  const origin = s.start;
+  if (s.samples.length >= MIN_CHART_SAMPLES) {
+    charts.push({
+      id: `${s.id}-replicas`,
+      title: `Replicas of ${s.deployment || 'the function'}`,
+      yLabel: 'replicas',
+      origin,
+      integer: true,
+      markers,
+      series: [
+        { name: 'ready replicas', kind: 'step', points: s.samples.map((p) => [p.t, p.readyReplicas] as const) },
+        {
+          name: 'desired replicas (spec.replicas)',
+          kind: 'step',
+          points: s.samples.map((p) => [p.t, p.desiredReplicas] as const),
+          style: SERIES_STYLES[1] as SeriesStyle,
+        },
+      ],
+    });
+    if (s.samples.some((p) => p.pending > 0)) {
+      charts.push({
+        id: `${s.id}-held`,
+        title: 'Events held at the gateway',
+        yLabel: 'events held',
+        origin,
+        integer: true,
+        markers,
+        series: [
+          {
+            name: 'held events',
+            kind: 'step',
+            points: s.samples.map((p) => [p.t, p.pending] as const),
+            style: SERIES_STYLES[2] as SeriesStyle,
+          },
+        ],
+      });
+    }
+  }
+  const answered = s.events.filter(isDelivered);
+  if (answered.length >= MIN_CHART_SAMPLES) {
+    charts.push({
+      id: `${s.id}-latency`,
+      title: 'Latency per event: sent → reply through the gateway',
+      yLabel: 'latency (ms)',
+      origin,
+      markers,
+      ...(workMs === undefined ? {} : { references: [{ value: workMs, label: `work per event ${workMs} ms` }] }),
+      series: [{ name: 'answered 200', kind: 'dots', points: answered.map((e) => [e.sentAt, e.latencyMs] as const) }],
+    });
+  }
+  return charts;
+}
+
+function scenarioSection(s: ScenarioReport, profile: Profile | undefined): ReportSection {
+  const charts = scenarioCharts(s, s.id === 'scale-up' ? profile?.workMs : s.id === 'no-loss' ? 20 : undefined);
+  const facts = Object.entries(s.metrics)
+    .map(([k, v]) => metricFact(k, v))
+    .filter((f): f is Fact => f !== undefined);
+  const maxHeld = Math.max(0, ...s.samples.map((p) => p.pending));
+  if (s.samples.length > 0 && !('maxPendingAtGateway' in s.metrics)) {
+    facts.push({ label: 'peak events held at the gateway (sampled)', value: formatValue(maxHeld, 'events') });
+  }
+  const few = s.samples.length > 0 && s.samples.length < MIN_CHART_SAMPLES;
+  const toS = (t: number) => ((t - s.start) / 1000).toFixed(1);
+  return {
+    id: `scenario-${s.id}`,
+    title: s.title,
+    state: s.state,
+    summary: `${formatValue(s.durationMs, 'ms')}${s.events.length ? ` · ${formatValue(s.events.length, 'events')} sent` : ''} · ${formatValue(s.samples.length, 'count')} replica samples`,
+    ...(s.error ? { error: s.error } : {}),
+    facts,
+    notes: s.notes,
+    charts,
+    ...(few
+      ? {
+          uncharted: {
+            reason: `Only ${s.samples.length} replica sample${s.samples.length === 1 ? '' : 's'} in this scenario: too few to draw over time, so here they are.`,
+            table: [
+              ['t (s)', 'desired replicas', 'ready replicas', 'held events'],
+              ...s.samples.map((p) => [
+                toS(p.t),
+                String(p.desiredReplicas),
+                String(p.readyReplicas),
+                String(p.pending),
+              ]),
+            ],
+          },
+        }
+      : {}),
+    ...(s.waterfall && s.waterfall.length > 0
+      ? {
+          waterfall: {
+            id: `${s.id}-waterfall`,
+            title: 'Cold start, step by step',
+            origin: s.start,
+            steps: s.waterfall,
+          },
+        }
+      : {}),
+  };
+}
+
+function describeProfile(p: Profile): string {
+  return `${p.name}: ${p.load.ratePerSecond} events/s for ${p.load.durationSeconds} s (≤ ${p.load.concurrency} outstanding), ${p.workMs} ms of work each, expect ≥ ${p.expectedReplicas} replicas; KEDA cooldown ${p.cooldownSeconds} s; ${p.lossEvents} events for the no-loss check`;
+}
+
+/** Environment rows shared by the conformance and demo headers. */
+export function environmentFacts(env: ReportEnvironment | undefined): Fact[] {
+  if (!env) return [{ label: 'versions', value: 'not recorded by this run' }];
+  return [
+    { label: 'Kubernetes', value: env.kubernetes },
+    { label: 'Knative Serving', value: env.knative },
+    { label: 'KEDA', value: env.keda },
+    { label: 'Wasm nodes', value: env.wasmNodes },
+    { label: 'runner', value: env.runner },
+  ];
+}
+
+/** How long from `start` to `end` (ISO times), for people. */
+export function spanText(start: string, end: string): string {
+  const ms = Date.parse(end) - Date.parse(start);
+  return `${start} → ${end}${Number.isFinite(ms) ? ` (${formatValue(ms, 'ms')})` : ''}`;
+}
+
+/** The conformance result as the shared report document. */
+export function conformanceDocument(result: ConformanceResult, previous?: PreviousRun): ReportDocument {
+  const c = result.counts;
+  const settings = result.settings ?? PROFILES[result.profile as Profile['name']];
+  return {
+    title: 'Afterlife conformance',
+    passed: result.passed,
+    profile: result.profile,
+    verdictLine: `${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped of ${c.tests} (preflight checks and scenarios)`,
+    environment: [
+      ...environmentFacts(result.environment),
+      {
+        label: 'where',
+        value: result.mode === 'local' ? 'local devcluster (--local), one real node' : 'a cluster (kubeconfig)',
+      },
+      { label: 'profile', value: settings ? describeProfile(settings) : result.profile },
+      { label: 'namespace', value: result.namespace },
+      { label: 'workload image', value: result.image },
+      { label: 'run', value: spanText(result.startedAt, result.finishedAt) },
+    ],
+    headline: result.headline ? [...result.headline] : conformanceHeadline(result),
+    ...(previous ? { previous } : {}),
+    checksTitle: 'Preflight',
+    checks: result.preflight.map((p) => ({
+      name: p.name,
+      ok: p.ok,
+      detail: p.message,
+      ...(p.fix ? { fix: p.fix } : {}),
+    })),
+    sections: result.scenarios.map((s) => scenarioSection(s, settings)),
+  };
+}
+
+export function renderConformanceHtml(result: ConformanceResult, options: { previous?: PreviousRun } = {}): string {
+  return renderReport(conformanceDocument(result, options.previous));
 }
 
 export interface ReportFiles {
@@ -167,6 +438,7 @@ export async function writeReports(
   dir: string,
   result: ConformanceResult,
   tests: readonly TestResult[],
+  options: { previous?: PreviousRun } = {},
 ): Promise<ReportFiles> {
   await mkdir(dir, { recursive: true });
   const files = {
@@ -174,8 +446,9 @@ export async function writeReports(
     json: join(dir, 'conformance.json'),
     html: join(dir, 'conformance.html'),
   };
+  const withHeadline: ConformanceResult = { ...result, headline: result.headline ?? conformanceHeadline(result) };
   await writeFile(files.junit, toJUnitXml('afterlife-conformance', tests, new Date(result.startedAt)));
-  await writeFile(files.json, `${JSON.stringify(result, null, 2)}\n`);
-  await writeFile(files.html, renderConformanceHtml(result));
+  await writeFile(files.json, `${JSON.stringify(withHeadline, null, 2)}\n`);
+  await writeFile(files.html, renderConformanceHtml(withHeadline, options));
   return files;
 }

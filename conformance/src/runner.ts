@@ -3,12 +3,20 @@ import { errorMessage, type Logger, UsageError } from '@afterlife/core';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import Mocha from 'mocha';
 import { record, type ScenarioRecord, type SuiteContext, startSampler } from './context.ts';
+import { detectEnvironment, type VersionFallbacks } from './environment.ts';
 import { ConformanceError } from './errors.ts';
 import type { TestResult } from './junit.ts';
 import { type LocalAfterlife, startLocalAfterlife } from './local.ts';
 import { formatPreflight, type PreflightResult, runPreflight } from './preflight.ts';
 import type { Profile } from './profile.ts';
-import { type ConformanceResult, type ReportFiles, type ScenarioReport, writeReports } from './report.ts';
+import type { PreviousRun } from './render.ts';
+import {
+  type ConformanceResult,
+  conformanceHeadline,
+  type ReportFiles,
+  type ScenarioReport,
+  writeReports,
+} from './report.ts';
 import { LOCAL_NAMESPACE, SCENARIOS, type Scenario } from './scenarios.ts';
 
 /** The reference echo function (docs/conformance.md says how to push your own copy). */
@@ -34,6 +42,8 @@ export interface ConformanceOptions {
   readonly print: (line: string) => void;
   /** Mocha reporter for live progress (default `spec`). */
   readonly reporter?: string;
+  /** A previous run's headline, shown next to this run's (`--compare`). */
+  readonly previous?: PreviousRun;
 }
 
 export interface ConformanceRun {
@@ -136,6 +146,7 @@ async function run(
   let scalerAddress = options.scalerAddress;
   let image = options.workloadImage ?? DEFAULT_WORKLOAD_IMAGE;
   let local: LocalAfterlife | undefined;
+  let versionFallbacks: VersionFallbacks | undefined;
   if (options.local) {
     // Ctrl-C during start-up waits for this and stops what it started.
     state.starting = startLocalAfterlife({ name: `conformance-${process.pid}`, logger, print }).then(stopOnce);
@@ -154,6 +165,7 @@ async function run(
     gatewayAdminUrl = `http://127.0.0.1:${local.ports.gatewayAdmin}`;
     scalerAddress = `127.0.0.1:${local.ports.scaler}`;
     image = options.workloadImage ?? local.image;
+    versionFallbacks = local.versions;
   } else {
     if (!gatewayUrl) {
       throw new UsageError(
@@ -173,29 +185,39 @@ async function run(
     ...(gatewayUrl ? { gatewayUrl } : {}),
     ...(gatewayAdminUrl ? { gatewayAdminUrl } : {}),
     ...(scalerAddress ? { scalerAddress } : {}),
+    ...(versionFallbacks ? { versionFallbacks } : {}),
   });
   for (const line of formatPreflight(preflight).split('\n')) print(`  ${line}`);
   const runId = randomBytes(3).toString('hex');
   const namespace = options.local ? LOCAL_NAMESPACE : `${options.namespacePrefix}-${runId}`;
+  const environment = () =>
+    detectEnvironment(kubeConfig, {
+      runtimeClassName: options.runtimeClassName ?? 'wasmedge',
+      ...(options.knativeNamespace ? { knativeNamespace: options.knativeNamespace } : {}),
+      ...(versionFallbacks ? { fallbacks: versionFallbacks } : {}),
+    });
   const base = {
     startedAt: startedAt.toISOString(),
     mode: options.local ? ('local' as const) : ('cluster' as const),
     profile: profile.name,
+    settings: profile,
     namespace,
     image,
     preflight,
   };
+  const reportOptions = options.previous ? { previous: options.previous } : {};
   if (preflight.some((r) => !r.ok)) {
     print('✘ preflight failed: fix the checks above and run again');
     const tests = preflightTests(preflight);
-    const result: ConformanceResult = {
+    const result = withHeadline({
       ...base,
       finishedAt: new Date().toISOString(),
       passed: false,
       counts: count(tests),
+      environment: await environment(),
       scenarios: [],
-    };
-    return { result, files: await writeReports(options.reportDir, result, tests) };
+    });
+    return { result, files: await writeReports(options.reportDir, result, tests, reportOptions) };
   }
 
   if (state.cancelling) throw new ConformanceError('CANCELLED', 'interrupted');
@@ -235,11 +257,15 @@ async function run(
     await stopSampler();
   }
 
-  const scenarios: ScenarioReport[] = outcomes.map(({ scenario, test }) => {
+  const scenarios: ScenarioReport[] = outcomes.map(({ scenario, test }, index) => {
     const rec = ctx.records.get(scenario.id);
     const start = rec?.start ?? 0;
     const end = rec?.end ?? start;
     const deployment = rec?.deployment ?? '';
+    // A second past the end shows where it settled, but not into the next scenario's own load.
+    const next = outcomes[index + 1];
+    const nextStart = next ? ctx.records.get(next.scenario.id)?.start : undefined;
+    const until = nextStart === undefined ? end + 1000 : Math.min(end + 1000, Math.max(end, nextStart));
     return {
       id: scenario.id,
       title: scenario.title,
@@ -251,19 +277,27 @@ async function run(
       deployment,
       start,
       end,
-      samples: ctx.samples.filter((s) => s.deployment === deployment && s.t >= start - 500 && s.t <= end + 1000),
+      samples: ctx.samples.filter((s) => s.deployment === deployment && s.t >= start - 500 && s.t <= until),
       events: rec?.events ?? [],
+      markers: rec?.markers ?? [],
+      ...(rec && rec.waterfall.length > 0 ? { waterfall: rec.waterfall } : {}),
     };
   });
   const tests = [...preflightTests(preflight), ...outcomes.map((o) => o.test)];
-  const result: ConformanceResult = {
+  // After the scenarios: KEDA labels the HPAs it made for them with its version.
+  const result = withHeadline({
     ...base,
     finishedAt: new Date().toISOString(),
     passed: tests.every((t) => t.state === 'passed'),
     counts: count(tests),
+    environment: await environment(),
     scenarios,
-  };
-  return { result, files: await writeReports(options.reportDir, result, tests) };
+  });
+  return { result, files: await writeReports(options.reportDir, result, tests, reportOptions) };
+}
+
+function withHeadline(result: ConformanceResult): ConformanceResult {
+  return { ...result, headline: conformanceHeadline(result) };
 }
 
 function count(tests: readonly TestResult[]): ConformanceResult['counts'] {

@@ -279,8 +279,10 @@ const scaleFromZero: Scenario = {
     const state = await waitForZero(ctx, fn.deployment, await scaleDownBoundMs(ctx, fn.deployment));
     rec.notes.push(`before: ${state}`);
     rec.start = ctx.clock();
+    rec.markers.push({ t: rec.start, label: 'event sent at 0 replicas', kind: 'phase' });
     const outcome = await sendEvent({ url: fn.url, workMs: 0 }, 'scale-from-zero', ctx.clock);
     rec.events.push(outcome);
+    rec.markers.push({ t: outcome.sentAt + outcome.latencyMs, label: `reply ${outcome.status}`, kind: 'event' });
     rec.metrics.firstEventLatencyMs = Math.round(outcome.latencyMs);
     const problem = checkOutcome(outcome);
     const after = await readReplicas(ctx.kubeConfig, ctx.namespace, fn.deployment).catch(
@@ -349,6 +351,7 @@ const scaleUp: Scenario = {
     })();
     let lastPrint = 0;
     try {
+      rec.markers.push({ t: ctx.clock(), label: `load start: ${load.ratePerSecond}/s`, kind: 'phase' });
       await sendBurst(
         { url: fn.url, workMs },
         { phase: 'scale-up', count, ratePerSecond: load.ratePerSecond, concurrency: load.concurrency },
@@ -362,6 +365,7 @@ const scaleUp: Scenario = {
         },
       );
       rec.metrics.loadEndedAtMs = Math.round(ctx.clock());
+      rec.markers.push({ t: ctx.clock(), label: 'load end', kind: 'phase' });
       // Replicas may land just after the last reply.
       if (maxReady < expectedReplicas) await sleep(2000);
     } finally {
@@ -401,9 +405,11 @@ const scaleToZero: Scenario = {
     const loadEnded = ctx.records.get('scale-up')?.metrics.loadEndedAtMs;
     const idleFrom = typeof loadEnded === 'number' ? loadEnded : ctx.clock();
     rec.start = idleFrom;
+    rec.markers.push({ t: idleFrom, label: 'last event answered', kind: 'phase' });
     const remaining = Math.max(1000, bound - (ctx.clock() - idleFrom));
     const state = await waitForZero(ctx, fn.deployment, remaining);
     const took = ctx.clock() - idleFrom;
+    rec.markers.push({ t: ctx.clock(), label: 'at 0 replicas', kind: 'event' });
     rec.metrics.idleToZeroMs = Math.round(took);
     rec.metrics.boundMs = bound;
     rec.notes.push(`at zero: ${state}`);
@@ -424,12 +430,14 @@ const noLoss: Scenario = {
     ctx.print(
       `    sending ${lossEvents} events, ${lossConcurrency} at a time${ctx.records.get('scale-to-zero') ? ' (from zero)' : ''}`,
     );
+    rec.markers.push({ t: ctx.clock(), label: `${lossEvents} events sent`, kind: 'phase' });
     await sendBurst(
       { url: fn.url, workMs: 20 },
       { phase: 'no-loss', count: lossEvents, ratePerSecond: 1000, concurrency: lossConcurrency },
       ctx.clock,
       (o) => rec.events.push(o),
     );
+    rec.markers.push({ t: ctx.clock(), label: 'all answered', kind: 'phase' });
     const sent = new Set(rec.events.map((e) => e.id));
     const echoed = new Map<string, number>();
     for (const e of rec.events) if (e.echoedId) echoed.set(e.echoedId, (echoed.get(e.echoedId) ?? 0) + 1);
@@ -541,6 +549,7 @@ const activationThreshold: Scenario = {
     const abort = new AbortController();
     const held: Array<Promise<number>> = [];
     rec.start = ctx.clock();
+    rec.markers.push({ t: rec.start, label: 'observation start', kind: 'phase' });
     const end = Date.now() + activationObserveSeconds * 1000;
     let maxDesired = 0;
     let maxReady = 0;
@@ -577,6 +586,7 @@ const activationThreshold: Scenario = {
         await sleep(250);
       }
     } finally {
+      rec.markers.push({ t: ctx.clock(), label: 'observation end: held events released', kind: 'phase' });
       abort.abort();
       await Promise.all(held);
     }

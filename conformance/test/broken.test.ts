@@ -93,6 +93,8 @@ describe('broken setups fail with the right message', function () {
       metrics: {},
       events: [],
       notes: [],
+      markers: [],
+      waterfall: [],
     };
     const injection = SCENARIOS.find((s) => s.id === 'injection') ?? assert.fail('no injection scenario');
     try {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,8 @@ import type { ConformanceResult } from '../src/report.ts';
 import { LOCAL_NAMESPACE } from '../src/scenarios.ts';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Reports a person can open after the test: `<repo>/reports/test-artifacts/` (git-ignored with /reports/). */
+const ARTIFACTS = join(packageDir, '..', 'reports', 'test-artifacts');
 
 /**
  * Runs the CLI from source (tsx) and returns its exit code and output; interrupted (SIGINT) after
@@ -89,10 +91,22 @@ describe('afterlife-conformance CLI', function () {
   }
 
   it('--local --profile short passes and writes JUnit XML, JSON and HTML', async () => {
+    // A previous run to compare with: its first reply took 10 s.
+    const previousFile = join(reportDir, 'previous.json');
+    await writeFile(
+      previousFile,
+      JSON.stringify({
+        startedAt: '2026-11-30T10:00:00.000Z',
+        profile: 'short',
+        headline: [
+          { key: 'first-event-reply', label: 'first event → reply', value: 10_000, unit: 'ms', better: 'lower' },
+        ],
+      }),
+    );
     // --keep: after the run the stack and the labelled namespace are still there until Ctrl-C.
     let keptNamespaceLabels: Record<string, string> | undefined;
     const { code, output, beforeInterruptError } = await runCli(
-      ['--local', '--keep', '--profile', 'short', '--report-dir', reportDir],
+      ['--local', '--keep', '--profile', 'short', '--report-dir', reportDir, '--compare', previousFile],
       280_000,
       /--keep: the local stack keeps running \(KUBECONFIG=\S+\)/,
       async (text) => {
@@ -157,9 +171,48 @@ describe('afterlife-conformance CLI', function () {
       `  measured: first event ${num('scale-from-zero', 'firstEventLatencyMs')} ms; scale-up max ${num('scale-up', 'maxReadyReplicas')} replicas (≥2 after ${num('scale-up', 'timeToExpectedReplicasMs')} ms), p50 ${num('scale-up', 'p50Ms')} ms, p99 ${num('scale-up', 'p99Ms')} ms; idle → 0 in ${num('scale-to-zero', 'idleToZeroMs')} ms\n`,
     );
 
+    // The environment names KEDA's version (KEDA runs as processes here: read from the HPAs it made).
+    assert.match(
+      result.environment?.keda ?? '',
+      /^\d+\.\d+\.\d+ \(label KEDA writes on the HPAs it makes\)$/,
+      `KEDA: ${result.environment?.keda}`,
+    );
+    assert.match(result.environment?.kubernetes ?? '', /^v1\.\d+/);
+    assert.doesNotMatch(output, /version label missing/);
+    const headline = Object.fromEntries((result.headline ?? []).map((f) => [f.key, f]));
+    assert.equal(headline['events-lost']?.value, 0);
+    assert.equal(headline['events-echoed']?.value, headline['events-sent']?.value);
+    assert.match(output, /Headline, compared with .*previous\.json \(2026-11-30T10:00:00\.000Z, profile short\)/);
+    assert.match(output, /first event → reply, from 0 replicas .* previous 10 s, −[\d.]+ (ms|s) \(−\d+ %\) better/);
+
     const html = await readFile(join(reportDir, 'conformance.html'), 'utf8');
-    assert.match(html, /Afterlife conformance — PASSED/);
-    assert.equal(html.match(/<section /g)?.length, 6);
-    assert.ok((html.match(/<svg /g)?.length ?? 0) >= 6, 'replica and latency charts');
+    await mkdir(ARTIFACTS, { recursive: true });
+    await copyFile(join(reportDir, 'conformance.html'), join(ARTIFACTS, 'conformance.html'));
+    assert.match(html, /Afterlife conformance <span class="result">✔ PASSED<\/span>/);
+    assert.match(html, /<table class="headline">/);
+    assert.match(html, /<th scope="col">previous run<\/th>/);
+    assert.equal(html.match(/<section class="scenario /g)?.length, 6);
+    for (const raw of ['firstEventLatencyMs', 'zeroToReadyMs', 'loadEndedAtMs', 'idleToZeroMs']) {
+      assert.ok(!html.includes(raw), `raw metric key ${raw} in the HTML`);
+    }
+    // A chart only for a time series: replicas from ≥ 3 samples (held events when any), latency from ≥ 3 replies.
+    for (const s of result.scenarios) {
+      const section = html.slice(html.indexOf(`id="scenario-${s.id}"`)).split('</section>')[0] ?? '';
+      const answered = s.events.filter((e) => e.status === 200).length;
+      const expected =
+        (s.samples.length >= 3 ? 1 + (s.samples.some((p) => p.pending > 0) ? 1 : 0) : 0) + (answered >= 3 ? 1 : 0);
+      assert.equal(section.match(/<figure class="chart"/g)?.length ?? 0, expected, `charts of ${s.id}`);
+      if (s.samples.length >= 3) {
+        assert.match(
+          section,
+          new RegExp(
+            `data-series="ready replicas" data-kind="step" data-points="${s.samples.length}"><path class="line" d="M[\\d.]+,[\\d.]+(H[\\d.]+V[\\d.]+)+"`,
+          ),
+          `${s.id}: replicas as steps, every sample`,
+        );
+      } else if (s.samples.length > 0) {
+        assert.match(section, /too few to draw over time/, `${s.id}: its few samples as a table`);
+      }
+    }
   });
 });

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { hasCode } from '@afterlife/core';
 import { formatPreflight, type PreflightResult } from '../src/preflight.ts';
 import { PROFILES, withLoad } from '../src/profile.ts';
-import { svgChart } from '../src/report.ts';
 
 describe('formatPreflight', () => {
   const results: PreflightResult[] = [
@@ -48,37 +47,5 @@ describe('profiles', () => {
       () => withLoad(PROFILES.short, { concurrency: 0 }),
       (error: unknown) => hasCode(error, 'USAGE'),
     );
-  });
-});
-
-describe('svgChart', () => {
-  it('draws one path per line series and one dot per point', () => {
-    const svg = svgChart('replicas <x>', [
-      {
-        name: 'ready',
-        color: '#111',
-        points: [
-          [0, 0],
-          [1000, 2],
-          [2000, 1],
-        ],
-      },
-      {
-        name: 'latency',
-        color: '#222',
-        dots: true,
-        points: [
-          [0, 5],
-          [500, 7],
-        ],
-      },
-    ]);
-    assert.equal(svg.match(/<path /g)?.length, 1);
-    assert.equal(svg.match(/<circle /g)?.length, 2);
-    assert.ok(svg.includes('replicas &lt;x&gt;'));
-  });
-
-  it('says so when there is no data', () => {
-    assert.match(svgChart('empty', [{ name: 'a', color: '#000', points: [] }]), /no data/);
   });
 });

@@ -1,5 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type EventOutcome, percentile, sendBurst, sendEvent, startLocalAfterlife } from '@afterlife/conformance';
+import {
+  type ChartMarker,
+  PROFILES as CONFORMANCE_PROFILES,
+  detectEnvironment,
+  type EventOutcome,
+  headlineLines,
+  isDelivered,
+  isRefused,
+  type PreviousRun,
+  percentile,
+  previousRunLine,
+  sendBurst,
+  sendEvent,
+  startLocalAfterlife,
+} from '@afterlife/conformance';
 import {
   AFTERLIFE_AUTOSCALER_CLASS,
   countsOf,
@@ -17,15 +31,28 @@ import {
 } from '@afterlife/webhook';
 import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { CliError } from './errors.ts';
-import { type DemoReport, type PhaseSpan, type Sample, summarize, writeReport } from './report.ts';
+import {
+  capacityOf,
+  capacityText,
+  type DemoProfile,
+  type DemoProfileName,
+  type DemoReport,
+  demoHeadline,
+  type PhaseSpan,
+  type Sample,
+  summarize,
+  writeReport,
+} from './report.ts';
 
 export interface DemoOptions {
-  /** CI-sized load and waits. */
-  readonly short: boolean;
+  /** `short`: CI-sized load and waits; `full`: the default; `overload`: beyond the capacity. */
+  readonly profile: DemoProfileName;
   readonly reportDir: string;
   readonly logger: Logger;
   /** Where progress lines go (the terminal). */
   readonly print: (line: string) => void;
+  /** A previous run's headline, shown next to this run's (`--compare`). */
+  readonly previous?: PreviousRun;
 }
 
 const NAMESPACE = 'afterlife-demo';
@@ -33,31 +60,62 @@ const FUNCTION = 'echo';
 /** Knative names the first revision `<service>-00001` and its Deployment `<revision>-deployment`. */
 const REVISION = `${FUNCTION}-00001`;
 const DEPLOYMENT = `${REVISION}-deployment`;
-/** The burst's replica cap (`autoscaling.knative.dev/max-scale`). */
+/** The replica cap of every profile (`autoscaling.knative.dev/max-scale`). */
 const MAX_SCALE = 4;
+/** Held + in-flight events per replica the autoscaler aims for (its default, written out). */
+const TARGET_PER_REPLICA = 10;
+/** The conformance suite's cold-start bound (short profile): the first event's bound here too. */
+const COLD_START_BOUND_MS = CONFORMANCE_PROFILES.short.coldStartTimeoutSeconds * 1000;
 
-interface Profile {
-  readonly idleMs: number;
-  readonly burst: { count: number; ratePerSecond: number; concurrency: number };
-  readonly workMs: number;
-  readonly cooldownSeconds: number;
-  readonly scaleToZeroTimeoutMs: number;
-}
-
-const PROFILES: Record<'short' | 'full', Profile> = {
+/**
+ * The demo's profiles. With the local gateway's 10 events at a time per replica and 500 ms of work,
+ * max-scale 4 takes 80 events/s. `full` (the default) and `short` send 40/s — half of that, 20 in
+ * flight, 2 replicas at the autoscaler's target — so the function scales up, the events held while
+ * it does drain, and latency comes back to the work time. `overload` sends 150/s against a
+ * pending limit of 200: the gateway holds up to the limit and answers 503 + Retry-After beyond it.
+ */
+export const DEMO_PROFILES: Readonly<Record<DemoProfileName, DemoProfile>> = {
   short: {
+    name: 'short',
+    purpose: 'CI-sized healthy scaling',
     idleMs: 3000,
-    burst: { count: 600, ratePerSecond: 40, concurrency: 60 },
-    workMs: 250,
+    burst: { count: 600, ratePerSecond: 40, concurrency: 200 },
+    workMs: 500,
+    maxScale: MAX_SCALE,
+    targetPerReplica: TARGET_PER_REPLICA,
     cooldownSeconds: 5,
     scaleToZeroTimeoutMs: 120_000,
+    pendingLimit: 5000,
+    coldStartBoundMs: COLD_START_BOUND_MS,
+    overload: false,
   },
   full: {
+    name: 'full',
+    purpose: 'healthy scaling: half the capacity of the maximum',
     idleMs: 10_000,
-    burst: { count: 1800, ratePerSecond: 60, concurrency: 100 },
+    burst: { count: 1800, ratePerSecond: 40, concurrency: 200 },
     workMs: 500,
+    maxScale: MAX_SCALE,
+    targetPerReplica: TARGET_PER_REPLICA,
     cooldownSeconds: 15,
     scaleToZeroTimeoutMs: 180_000,
+    pendingLimit: 5000,
+    coldStartBoundMs: COLD_START_BOUND_MS,
+    overload: false,
+  },
+  overload: {
+    name: 'overload',
+    purpose: 'beyond the capacity: holding up to the pending limit, then 503 + Retry-After',
+    idleMs: 5000,
+    burst: { count: 3000, ratePerSecond: 150, concurrency: 1000 },
+    workMs: 500,
+    maxScale: MAX_SCALE,
+    targetPerReplica: TARGET_PER_REPLICA,
+    cooldownSeconds: 15,
+    scaleToZeroTimeoutMs: 180_000,
+    pendingLimit: 200,
+    coldStartBoundMs: COLD_START_BOUND_MS,
+    overload: true,
   },
 };
 
@@ -69,10 +127,15 @@ const PROFILES: Record<'short' | 'full', Profile> = {
  */
 export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   const { print, logger } = options;
-  const profile = PROFILES[options.short ? 'short' : 'full'];
+  const profile = DEMO_PROFILES[options.profile];
   const demoStart = performance.now();
   const clock = () => performance.now() - demoStart;
-  const local = await startLocalAfterlife({ name: `demo-${process.pid}`, logger, print });
+  const local = await startLocalAfterlife({
+    name: `demo-${process.pid}`,
+    logger,
+    print,
+    pendingLimit: profile.pendingLimit,
+  });
   try {
     const { kubeConfig, ports } = local;
     const image = { reference: local.image };
@@ -98,7 +161,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
           template: {
             metadata: {
               annotations: {
-                'autoscaling.knative.dev/max-scale': String(MAX_SCALE),
+                'autoscaling.knative.dev/max-scale': String(profile.maxScale),
+                'autoscaling.knative.dev/target': String(profile.targetPerReplica),
                 'afterlife.dev/cooldown-seconds': String(profile.cooldownSeconds),
                 'afterlife.dev/polling-interval-seconds': '1',
               },
@@ -158,6 +222,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     // Sampling: replicas from the API, held/in-flight/delivered from the gateway.
     const samples: Sample[] = [];
     const phases: PhaseSpan[] = [];
+    const markers: ChartMarker[] = [];
     const events: EventOutcome[] = [];
     let sampling = true;
     const sampler = (async () => {
@@ -188,9 +253,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       if (now - lastPrint < 1000) return;
       lastPrint = now;
       const last = samples.at(-1);
-      const recent = events.filter((e) => e.status === 200).map((e) => e.latencyMs);
+      // Latency of the replies of the last 5 s: the live view of "coming back down".
+      const recent = events
+        .filter((e) => isDelivered(e) && e.sentAt + e.latencyMs >= now - 5000)
+        .map((e) => e.latencyMs);
+      const refused = events.filter(isRefused).length;
       print(
-        `  [${(now / 1000).toFixed(1).padStart(6)}s] ${phase.padEnd(10)} replicas ${last?.readyReplicas ?? 0}/${last?.desiredReplicas ?? 0}  pending ${String(last?.pending ?? 0).padStart(4)}  in-flight ${String(last?.inFlight ?? 0).padStart(4)}  delivered ${String(events.filter((e) => e.status === 200).length).padStart(5)}/${events.length}  p50 ${ms(percentile(recent, 50))} p99 ${ms(percentile(recent, 99))}`,
+        `  [${(now / 1000).toFixed(1).padStart(6)}s] ${phase.padEnd(10)} replicas ${last?.readyReplicas ?? 0}/${last?.desiredReplicas ?? 0}  pending ${String(last?.pending ?? 0).padStart(4)}  in-flight ${String(last?.inFlight ?? 0).padStart(4)}  delivered ${String(events.filter(isDelivered).length).padStart(5)}/${events.length}${refused ? `  refused ${refused}` : ''}  last 5 s p50 ${ms(percentile(recent, 50))} p99 ${ms(percentile(recent, 99))}`,
       );
     };
     const target = { url: local.functionUrl(NAMESPACE, FUNCTION), workMs: profile.workMs };
@@ -218,15 +287,22 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     );
 
     // Phase 3: burst.
+    const capacity = capacityOf(profile, local.gateway.replicaConcurrency);
     print(
       `▸ phase burst: ${profile.burst.count} events at ${profile.burst.ratePerSecond}/s, ${profile.workMs} ms of work each`,
     );
+    print(`  ${capacityText(capacity, local.gateway)}`);
     start = clock();
+    markers.push({ t: start, label: `burst start: ${profile.burst.ratePerSecond} events/s`, kind: 'phase' });
+    let lastSentAt = start;
     await sendBurst(target, { phase: 'burst', ...profile.burst }, clock, (outcome) => {
       events.push(outcome);
+      lastSentAt = Math.max(lastSentAt, outcome.sentAt);
       progress('burst');
     });
+    markers.push({ t: lastSentAt, label: 'last event sent', kind: 'phase' });
     phases.push({ name: 'burst', start, end: clock() });
+    const burstPhase = phases.at(-1) as PhaseSpan;
 
     // Phase 4: idle until back at zero (bounded).
     print('▸ phase cool-down: no events; waiting for scale to zero');
@@ -258,41 +334,63 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       zeroToOneMs: firstReady ? firstReady.t - oneEventStart : Number.NaN,
       backToZeroMs: zeroAt - start,
       wasmColdStartsMs: coldStarts,
+      burst: burstPhase,
+      expectedReplicas: capacity.neededReplicas,
     });
+    if (!profile.overload && Number.isFinite(summary.scaledAtMs)) {
+      markers.push({
+        t: summary.scaledAtMs,
+        label: `scaled: ≥ ${capacity.neededReplicas} ready, nothing held`,
+        kind: 'event',
+      });
+    }
     const before = samples.filter((s) => s.t < oneEventStart);
-    const checks = {
+    // Every 503 says when to retry: a refusal a sender can act on, not a failure.
+    const refusalsSayRetryAfter = events.filter((e) => e.status === 503).every((e) => e.retryAfter !== undefined);
+    const checks: Record<string, boolean> = {
       'webhook injected runtimeClassName wasmedge into the Knative Service': injected,
       'function was at 0 replicas before the first event':
         before.length > 0 && before.every((s) => s.readyReplicas === 0),
       'first event scaled 0 → 1 and was answered': first.status === 200 && firstReady !== undefined,
       'burst scaled up to 2 or more replicas': summary.maxReplicas >= 2,
       'idle scaled back to 0': Number.isFinite(zeroAt),
-      'every event sent was delivered (delivered = sent)': summary.delivered === summary.sent,
-      'the function echoed every event id': summary.echoedIds === summary.sent,
+      ...(profile.overload
+        ? {
+            'the gateway refused events beyond its pending limit with 503 + Retry-After':
+              summary.refused > 0 && refusalsSayRetryAfter,
+            [`held events never exceeded the pending limit (${profile.pendingLimit})`]:
+              summary.maxPending <= profile.pendingLimit,
+            'every event was delivered or refused with 503 + Retry-After (none lost)': summary.lost === 0,
+          }
+        : { 'every event sent was delivered (delivered = sent)': summary.delivered === summary.sent }),
+      'the function echoed every event id it acknowledged': summary.echoedIds === summary.delivered,
     };
-    const report: DemoReport = {
-      startedAt: new Date(Date.now() - clock()).toISOString(),
-      mode: options.short ? 'short' : 'full',
+    const environment = await detectEnvironment(kubeConfig, { fallbacks: local.versions });
+    const finished = new Date();
+    const base: DemoReport = {
+      startedAt: new Date(finished.getTime() - clock()).toISOString(),
+      finishedAt: finished.toISOString(),
+      mode: profile.name,
+      profile,
+      capacity,
+      gateway: local.gateway,
+      environment,
       function: { namespace: NAMESPACE, name: FUNCTION, image: image.reference },
       checks,
       summary,
       phases,
+      markers,
       samples,
       events,
     };
-    const files = await writeReport(options.reportDir, report);
+    const report: DemoReport = { ...base, headline: demoHeadline(base) };
+    const files = await writeReport(options.reportDir, report, options.previous ? { previous: options.previous } : {});
     print('');
     print('Summary');
     for (const [name, ok] of Object.entries(checks)) print(`  ${ok ? '✔' : '✘'} ${name}`);
-    print(
-      `  sent ${summary.sent}, delivered ${summary.delivered}, failed ${summary.failed}, max replicas ${summary.maxReplicas}`,
-    );
-    print(
-      `  first event → reply ${summary.firstEventLatencyMs.toFixed(0)} ms; first event → 1 ready replica ${summary.zeroToOneMs.toFixed(0)} ms`,
-    );
-    print(
-      `  latency p50 ${summary.p50Ms.toFixed(1)} ms, p99 ${summary.p99Ms.toFixed(1)} ms; idle → 0 in ${(summary.backToZeroMs / 1000).toFixed(1)} s`,
-    );
+    print(`  ${capacityText(capacity, local.gateway)}`);
+    print(options.previous ? `  headline, ${previousRunLine(options.previous, profile.name)}:` : '  headline:');
+    for (const line of headlineLines(report.headline ?? [], options.previous)) print(`    ${line}`);
     print(`  Wasm pod start (created → Ready): ${coldStarts.map((v) => `${v.toFixed(0)} ms`).join(', ') || 'n/a'}`);
     print(`  report: ${files.html}\n          ${files.json}`);
     return report;

@@ -3,15 +3,18 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatPreflight, runConformanceCli, runPreflight } from '@afterlife/conformance';
+import { formatPreflight, readPreviousRun, runConformanceCli, runPreflight } from '@afterlife/conformance';
 import { createLogger, parseFlags, runCli, UsageError } from '@afterlife/core';
 import { KubeConfig } from '@kubernetes/client-node';
 import { runDemo } from './demo.ts';
+import { demoHeadlineFromJson } from './report.ts';
 
 const USAGE = `afterlife — CloudEvents-triggered Wasm functions on Knative, scaled to zero by KEDA
 
 Usage:
-  afterlife demo [--short] [--report-dir DIR]   the local end-to-end demo (cluster, components, load, report)
+  afterlife demo [--short | --overload] [--report-dir DIR] [--compare PREVIOUS.json]
+                                                the local end-to-end demo (cluster, components, load, report);
+                                                --overload pushes past the capacity (503 + Retry-After)
   afterlife conformance [flags]                 the conformance suite (see afterlife conformance --help)
   afterlife doctor [--kubeconfig P] [--context C] [--gateway-admin-url URL] [--scaler-address HOST:PORT]
                                                 checks a cluster is ready for Afterlife; says how to fix what is not
@@ -24,12 +27,26 @@ const print = (line: string) => process.stdout.write(`${line}\n`);
 async function demo(argv: string[]): Promise<number> {
   const { values } = parseFlags({
     args: argv,
-    options: { short: { type: 'boolean' }, 'report-dir': { type: 'string' } },
+    options: {
+      short: { type: 'boolean' },
+      overload: { type: 'boolean' },
+      'report-dir': { type: 'string' },
+      compare: { type: 'string' },
+    },
   });
   const short = values.short ?? process.env.AFTERLIFE_DEMO_SHORT === 'true';
+  const overload = values.overload ?? false;
+  if (short && overload) throw new UsageError('--short and --overload are different profiles: pick one');
   const reportDir = resolve(values['report-dir'] ?? process.env.AFTERLIFE_DEMO_REPORT_DIR ?? 'reports');
+  const previous = values.compare ? await readPreviousRun(resolve(values.compare), demoHeadlineFromJson) : undefined;
   const logger = createLogger('cli', { level: process.env.AFTERLIFE_LOG_LEVEL === 'debug' ? 'debug' : 'warn' });
-  const report = await runDemo({ short, reportDir, logger, print });
+  const report = await runDemo({
+    profile: overload ? 'overload' : short ? 'short' : 'full',
+    reportDir,
+    logger,
+    print,
+    ...(previous ? { previous } : {}),
+  });
   return Object.values(report.checks).every(Boolean) ? 0 : 1;
 }
 

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DemoReport } from '../src/index.ts';
+import { CHROMIUM, drawnCharts, headlineRows, screenshot, withChromium } from './browser.ts';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
 
 /** Runs the README's demo command in its short (CI) profile and returns its report. */
 function runShortDemo(reportDir: string): Promise<{ code: number | null; output: string }> {
@@ -48,6 +48,8 @@ describe('afterlife demo --short (the main job, end to end)', function () {
   it('passes every check it reports', () => {
     for (const [check, ok] of Object.entries(report.checks)) assert.ok(ok, `check failed: ${check}`);
     assert.ok(Object.keys(report.checks).length >= 7);
+    assert.equal(report.mode, 'short');
+    assert.ok(report.headline?.every((figure) => figure.label && !/[a-z][A-Z]/.test(figure.label)));
   });
 
   it('went 0 → 1 on the first event, up under the burst and back to 0', () => {
@@ -63,6 +65,9 @@ describe('afterlife demo --short (the main job, end to end)', function () {
     assert.equal(last?.readyReplicas, 0);
     assert.equal(last?.desiredReplicas, 0);
     assert.ok(report.summary.zeroToOneMs > 0 && report.summary.zeroToOneMs < 60_000);
+    // KEDA runs as processes here: its version comes from the label it writes on the HPA it made.
+    assert.match(report.environment?.keda ?? '', /^\d+\.\d+\.\d+ \(label KEDA writes on the HPAs it makes\)$/);
+    assert.match(report.environment?.kubernetes ?? '', /^v1\.\d+/);
   });
 
   it('lost no event: delivered = sent and every id was echoed by the Wasm function', () => {
@@ -71,52 +76,68 @@ describe('afterlife demo --short (the main job, end to end)', function () {
     assert.equal(report.summary.failed, 0);
     assert.ok(report.events.every((event) => event.status === 200 && event.echoedId === event.id));
     assert.equal(new Set(report.events.map((event) => event.id)).size, report.events.length);
+    assert.equal(report.summary.lost, 0);
+    assert.equal(report.summary.refused, 0);
   });
 
   it('printed live progress and a summary in the terminal', () => {
     assert.match(output, /phase burst/);
     assert.match(output, /replicas \d+\/\d+ +pending/);
     assert.match(output, /Summary/);
+    assert.match(output, /At most 4 replicas × 10 events at a time each ÷ 500 ms of work = 80 events\/s/);
+    assert.match(output, /✔ events lost +0 events +\(bound = 0 events\)/);
     assert.match(output, /report: .*demo-report\.html/);
   });
 
-  it('renders both charts of the HTML report in headless Chromium', async function () {
+  it('renders the HTML report in headless Chromium: headline, every series with all its points, steps; a screenshot', async function () {
     if (!CHROMIUM) {
       // The test command installs Debian's chromium; without it this cannot be checked.
       this.skip();
     }
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-      ],
-    });
-    try {
+    await withChromium(async (browser) => {
       const page = await browser.newPage({ viewport: { width: 1000, height: 1000 } });
       await page.goto(`file://${join(reportDir, 'demo-report.html')}`);
-      for (const chart of ['#replicas-chart', '#latency-chart']) {
-        const drawn = await page.$eval(chart, (svg) => {
-          const marks = [...svg.querySelectorAll('path.series, circle.point')] as SVGGraphicsElement[];
-          const box = svg.getBoundingClientRect();
-          return {
-            marks: marks.length,
-            visible: marks.filter((mark) => mark.getBBox().width + mark.getBBox().height > 0).length,
-            width: box.width,
-            height: box.height,
-          };
-        });
-        assert.ok(drawn.width > 500 && drawn.height > 200, `${chart} has no size`);
-        assert.ok(drawn.marks > 0 && drawn.visible > 0, `${chart} drew no data (${JSON.stringify(drawn)})`);
+      const rows = await headlineRows(page);
+      for (const key of ['first-event-reply', 'time-to-n-replicas', 'back-to-zero', 'events-sent', 'events-lost']) {
+        assert.ok(rows[key], `headline row ${key}`);
       }
-      const screenshot = await page.screenshot({ fullPage: true, path: join(reportDir, 'demo-report.png') });
-      assert.ok(screenshot.length > 10_000, 'screenshot is suspiciously small');
-    } finally {
-      await browser.close();
-    }
+      assert.equal(rows['events-lost']?.[1], '0 events');
+      const charts = await drawnCharts(page);
+      const n = report.samples.length;
+      const answered = report.events.filter((e) => e.status === 200);
+      const seconds = new Set(answered.filter((e) => e.phase === 'burst').map((e) => Math.floor(e.sentAt / 1000))).size;
+      const expected: Record<string, Array<[string, number]>> = {
+        'replicas-chart': [
+          ['step', n],
+          ['step', n],
+        ],
+        'gateway-chart': [
+          ['step', n],
+          ['step', n],
+        ],
+        'latency-chart': [
+          ['dots', answered.length],
+          ['line', seconds],
+        ],
+      };
+      assert.deepEqual(
+        charts.map((c) => c.id),
+        Object.keys(expected),
+      );
+      for (const chart of charts) {
+        assert.ok(chart.width > 500 && chart.height > 150, `${chart.id} has no size`);
+        assert.deepEqual(
+          chart.series.map((s) => [s.kind, s.points]),
+          expected[chart.id],
+          chart.id,
+        );
+        for (const s of chart.series) {
+          assert.equal(s.drawn, s.points, `${chart.id} / ${s.name}: one mark or corner per point`);
+          assert.ok(s.visible, `${chart.id} / ${s.name} drew nothing visible`);
+          if (s.kind === 'step') assert.ok(s.stepShaped, `${chart.id} / ${s.name} is not drawn as steps`);
+        }
+      }
+      assert.ok((await screenshot(page, 'demo-report.png')) > 10_000, 'screenshot is suspiciously small');
+    });
   });
 });

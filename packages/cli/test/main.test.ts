@@ -28,10 +28,26 @@ describe('afterlife (the command, no cluster needed)', function () {
     }
   });
 
+  it('refuses --short with --overload, and a --compare file that is not a report, before starting anything', async () => {
+    const both = await afterlife('demo', '--short', '--overload');
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /^afterlife: --short and --overload are different profiles: pick one/);
+    for (const verb of ['demo', 'conformance']) {
+      const missing = await afterlife(verb, '--compare', '/nonexistent/previous.json');
+      assert.equal(missing.code, 2, `${verb}: ${missing.stderr}`);
+      assert.match(missing.stderr, /--compare \/nonexistent\/previous\.json: cannot read it as JSON/);
+      assert.doesNotMatch(missing.stdout, /starting the local cluster/);
+    }
+  });
+
   it('prints usage: --help exits 0, no command exits 2', async () => {
     const help = await afterlife('--help');
     assert.equal(help.code, 0);
     assert.match(help.stdout, /afterlife doctor/);
+    assert.match(
+      help.stdout,
+      /afterlife demo \[--short \| --overload\] \[--report-dir DIR\] \[--compare PREVIOUS\.json\]/,
+    );
     assert.equal((await afterlife()).code, 2);
   });
 
