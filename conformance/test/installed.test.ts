@@ -11,9 +11,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type AfterlifeInstall, applyObjects, installAfterlife, kubeRequest } from '@afterlife/devcluster';
-import { useCluster, useKnativeServing } from '@afterlife/devcluster/testing';
-import type { KubernetesObject } from '@kubernetes/client-node';
+import { type AfterlifeInstall, installAfterlife, kubeRequest } from '@afterlife/devcluster';
+import { useCluster, useKnativeFeatures, useKnativeServing } from '@afterlife/devcluster/testing';
 import type { ConformanceResult } from '../src/report.ts';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -79,6 +78,7 @@ describe('cluster mode against the chart installed with helm (images from the bu
   this.timeout(600_000);
   const cluster = useCluster({ namespacePrefix: 'inst' });
   useKnativeServing(cluster, { hpa: false });
+  useKnativeFeatures(cluster, { 'kubernetes.podspec-runtimeclassname': 'enabled' });
   let install: AfterlifeInstall | undefined;
   let forward: ChildProcess | undefined;
   let gatewayUrl = '';
@@ -87,15 +87,6 @@ describe('cluster mode against the chart installed with helm (images from the bu
 
   before(async function () {
     if (!cluster.state?.images.coredns) this.skip();
-    // The one setting conformance needs of Knative that a user turns on (preflight checks it).
-    await applyObjects(cluster.kubeConfig, [
-      {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: { name: 'config-features', namespace: 'knative-serving' },
-        data: { 'kubernetes.podspec-runtimeclassname': 'enabled' },
-      } as KubernetesObject,
-    ]);
     install = await installAfterlife({
       kubeConfig: cluster.kubeConfig,
       kubeconfigPath: cluster.kubeconfigPath,

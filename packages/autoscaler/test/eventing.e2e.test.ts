@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger, parseCountsSnapshot, WASM_VARIANT_ANNOTATION } from '@afterlife/core';
 import { applyObjects, kubeRequest, waitFor, wasmRuntimeClass } from '@afterlife/devcluster';
-import { useCluster, useKnativeEventing, useKnativeServing } from '@afterlife/devcluster/testing';
+import { useCluster, useKnativeEventing, useKnativeFeatures, useKnativeServing } from '@afterlife/devcluster/testing';
 import { type Gateway, loadConfig as loadGatewayConfig, startGateway } from '@afterlife/gateway';
 import { loadConfig as loadScalerConfig, type RunningScaler, startScaler } from '@afterlife/scaler';
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -24,6 +24,7 @@ const logger = createLogger('eventing-e2e', {
 const EVENTS = 20;
 const EVENT_TYPE = 'dev.afterlife.test';
 const REPLY_TYPE = 'dev.afterlife.echo.reply';
+const RUNTIME_CLASS = '/apis/node.k8s.io/v1/runtimeclasses/wasmedge';
 
 /** A selectorless Service whose one endpoint is a process on the node's address (a host process here). */
 function hostService(namespace: string, name: string, ip: string, port: number): KubernetesObject[] {
@@ -59,11 +60,13 @@ describe('Knative Eventing: Broker → Trigger → Afterlife gateway → Wasm fu
   this.timeout(240_000);
   const cluster = useCluster({ namespacePrefix: 'ev' });
   useKnativeServing(cluster, { hpa: false });
+  useKnativeFeatures(cluster, { 'kubernetes.podspec-runtimeclassname': 'enabled' });
   useKnativeEventing(cluster);
   let gateway: Gateway | undefined;
   let scaler: RunningScaler | undefined;
   let autoscaler: Autoscaler | undefined;
   let sink: Server | undefined;
+  let createdRuntimeClass = false;
   /** ce-echoid of every reply event the second Trigger delivered, in arrival order. */
   const replies: string[] = [];
   const ns = () => cluster.namespace;
@@ -126,14 +129,9 @@ describe('Knative Eventing: Broker → Trigger → Afterlife gateway → Wasm fu
     await new Promise<void>((resolve) => sink?.listen(0, nodeIp, resolve));
     const sinkPort = (sink.address() as AddressInfo).port;
 
+    createdRuntimeClass = !(await kubeRequest(cluster.kubeConfig, 'GET', RUNTIME_CLASS).catch(() => undefined));
     await applyObjects(cluster.kubeConfig, [
       wasmRuntimeClass() as KubernetesObject,
-      {
-        apiVersion: 'v1',
-        kind: 'ConfigMap',
-        metadata: { name: 'config-features', namespace: 'knative-serving' },
-        data: { 'kubernetes.podspec-runtimeclassname': 'enabled' },
-      } as KubernetesObject,
       ...hostService(ns(), 'afterlife-gateway', nodeIp, gateway.eventsPort),
       ...hostService(ns(), 'reply-sink', nodeIp, sinkPort),
     ]);
@@ -141,6 +139,8 @@ describe('Knative Eventing: Broker → Trigger → Afterlife gateway → Wasm fu
 
   after(async function () {
     this.timeout(60_000);
+    // Cluster-scoped: later tests (afterlife doctor) expect the cluster without it.
+    if (createdRuntimeClass) await kubeRequest(cluster.kubeConfig, 'DELETE', RUNTIME_CLASS).catch(() => undefined);
     await new Promise((resolve) => (sink ? sink.close(resolve) : resolve(undefined)));
     await autoscaler?.close();
     await scaler?.close();

@@ -8,6 +8,7 @@ import { createLogger, parseFlags, runCli, UsageError } from '@afterlife/core';
 import { KubeConfig } from '@kubernetes/client-node';
 import { runDemo } from './demo.ts';
 import { demoHeadlineFromJson } from './report.ts';
+import { runStatusCommand } from './status.ts';
 
 const USAGE = `afterlife — CloudEvents-triggered Wasm functions on Knative, scaled to zero by KEDA
 
@@ -18,6 +19,10 @@ Usage:
   afterlife conformance [flags]                 the conformance suite (see afterlife conformance --help)
   afterlife doctor [--kubeconfig P] [--context C] [--gateway-admin-url URL] [--scaler-address HOST:PORT]
                                                 checks a cluster is ready for Afterlife; says how to fix what is not
+  afterlife status [-n NS] [FUNCTION] [-o table|json|yaml] [--watch] [--gateway-admin-url URL]…
+                                                the functions on a cluster: routed revisions, replicas,
+                                                held and in-flight events; with FUNCTION, why it is or
+                                                is not scaling and how to fix it
   afterlife cluster …                           the local control plane (see afterlife-devcluster --help)
 Exit code: 0 success, 1 a check or step failed, 2 usage error.
 `;
@@ -76,6 +81,22 @@ async function doctor(argv: string[]): Promise<number> {
   return results.every((result) => result.ok) ? 0 : 1;
 }
 
+async function status(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  return runStatusCommand(argv, {
+    print,
+    signal: controller.signal,
+    kubeConfig: (file, context) => {
+      const kubeConfig = new KubeConfig();
+      if (file) kubeConfig.loadFromFile(file);
+      else kubeConfig.loadFromDefault();
+      if (context) kubeConfig.setCurrentContext(context);
+      return kubeConfig;
+    },
+  });
+}
+
 /**
  * `afterlife cluster …` runs the devcluster command as a child process with the same arguments
  * and terminal, and answers with its exit code; signals sent to this process are passed on.
@@ -108,6 +129,8 @@ async function main(argv: string[]): Promise<number> {
       return runConformanceCli(rest);
     case 'doctor':
       return doctor(rest);
+    case 'status':
+      return status(rest);
     case 'cluster':
       return cluster(rest);
     case undefined:

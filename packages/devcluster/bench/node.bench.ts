@@ -1,6 +1,7 @@
 // Pod start on a real node, one pod at a time, in one run: the reference function as a static
 // native Go binary (the baseline) against the same function as a Wasm module under the
-// `wasmedge` handler, with an empty and with a warm compiled-module cache. Prints created →
+// `wasmedge` handler, with an empty and with a warm compiled-module cache, and as a Node.js
+// program on the app images' base (the runtime start Wasm is meant to beat). Prints created →
 // scheduled → sandbox ready → containers started → Ready → first HTTP answer, and idle CPU and
 // memory per pod (from the pod's cgroup), then the ratios to the native baseline.
 // Binaries must be cached (run the tests or `afterlife-devcluster build` first).
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WASM_VARIANT_ANNOTATION } from '@afterlife/core';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { pushNodeFunctionImage } from '../src/app-images.ts';
 import { type BenchRow, benchRow, writeBenchResult } from '../src/bench.ts';
 import { applyObjects, DevCluster, trackPodStarts, wasmRuntimeClass } from '../src/index.ts';
 
@@ -148,11 +150,14 @@ try {
   const kubeConfig = cluster.kubeConfig();
   await applyObjects(kubeConfig, [wasmRuntimeClass() as never]);
   const images = cluster.state.images;
+  const nodeImage = await pushNodeFunctionImage(`${cluster.state.registry}/afterlife/echo-node:latest`);
   const cacheDir = cluster.state.realNodes[0]?.wasmCacheDir ?? '';
   const variants: Variant[] = [
     { label: 'native static Go binary', image: images.echoNative ?? '', wasm: false, emptyCache: false },
     { label: 'Wasm, empty compile cache', image: images.echoWasm ?? '', wasm: true, emptyCache: true },
     { label: 'Wasm, warm compile cache', image: images.echoWasm ?? '', wasm: true, emptyCache: false },
+    // The runtime-initialization baseline Wasm is meant to beat: the same function on Node.js.
+    { label: 'Node.js (node:http)', image: nodeImage.pinned, wasm: false, emptyCache: false },
   ];
   // One unmeasured pod per image: pulls and unpacks it, as a node that ran it before would have.
   for (const [index, variant] of variants.entries()) {

@@ -36,6 +36,7 @@ import {
   type RegistryOptions,
   sha256Digest,
 } from './oci.ts';
+import { PACKAGE_ROOT } from './paths.ts';
 import { type TarEntry, writeTarEntries } from './tar.ts';
 
 const run = promisify(execFile);
@@ -500,4 +501,38 @@ export async function runImagesCommand(
     }
   }
   return 0;
+}
+
+/** The Node.js echo function (functions/echo-node.ts), the bench's runtime-initialization baseline. */
+export const NODE_FUNCTION_SOURCE = join(PACKAGE_ROOT, 'functions', 'echo-node.ts');
+
+/**
+ * Pushes a Node.js function image built the same way as the app images (the same Debian base and
+ * Node layers) with `source` as its one file under /app, run by that Node as TypeScript.
+ */
+export async function pushNodeFunctionImage(
+  image: string,
+  source = NODE_FUNCTION_SOURCE,
+  options: RegistryOptions = {},
+): Promise<PushedImage> {
+  const inputs = readImageInputs();
+  const [base, node] = await Promise.all([baseLayer(inputs), nodeLayer(inputs)]);
+  const file = `${APP_DIR.slice(1)}/function.ts`;
+  const app = await layerOfTar(
+    writeTarEntries(layerEntries([{ type: 'file', path: file, data: readFileSync(source), mode: 0o644 }])),
+  );
+  const config = sortKeys({
+    architecture: 'amd64',
+    os: 'linux',
+    config: {
+      User: APP_USER,
+      Env: [...APP_ENV],
+      Entrypoint: [IMAGE_NODE_PATH, `/${file}`],
+      WorkingDir: APP_DIR,
+      ExposedPorts: { '8080/tcp': {} },
+    },
+    rootfs: { type: 'layers', diff_ids: [base.tarDigest, node.tarDigest, app.tarDigest] },
+  }) as Record<string, unknown>;
+  const layers = [base, node, app].map((layer) => ({ mediaType: MEDIA_TYPES.ociLayerTarGzip, data: layer.gzip }));
+  return pushImage(image, { ...options, config, layers });
 }

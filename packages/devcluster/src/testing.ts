@@ -9,7 +9,7 @@ import { DevCluster, type DevClusterState, readClusterState, reapOrphanClusters 
 import { AfterlifeClusterError } from './cluster-error.ts';
 import { DEFAULT_QUEUE_SIDECAR_IMAGE, type KnativeServing, startKnativeServing } from './knative.ts';
 import { installKnativeEventing, type KnativeEventing } from './knative-eventing.ts';
-import { KubeRequestError, kubeRequest } from './kube.ts';
+import { applyObjects, KubeRequestError, kubeRequest } from './kube.ts';
 import { reapOrphanNetns } from './netns.ts';
 import { type Component, PACKAGE_ROOT } from './paths.ts';
 import { waitFor } from './wait.ts';
@@ -288,4 +288,24 @@ export function useKnativeEventing(cluster: TestCluster): { readonly images: Rea
       return eventing?.images ?? {};
     },
   };
+}
+
+/**
+ * Sets Knative Serving feature flags (`config-features`) for the enclosing describe() and takes
+ * them back afterwards (server-side apply: dropping the fields this manager owns), so a later
+ * test sees the cluster's defaults (e.g. `afterlife doctor` expects the RuntimeClass flag off).
+ */
+export function useKnativeFeatures(cluster: TestCluster, features: Readonly<Record<string, string>>): void {
+  const configMap = (data?: Readonly<Record<string, string>>) => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'config-features', namespace: 'knative-serving' },
+    ...(data ? { data: { ...data } } : {}),
+  });
+  before(async () => {
+    await applyObjects(cluster.kubeConfig, [configMap(features)]);
+  });
+  after(async () => {
+    await applyObjects(cluster.kubeConfig, [configMap()]);
+  });
 }

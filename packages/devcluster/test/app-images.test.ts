@@ -32,7 +32,9 @@ import {
   type BuiltAppImage,
   buildAppImages,
   droppedFromApp,
+  NODE_FUNCTION_SOURCE,
   pushAppImages,
+  pushNodeFunctionImage,
   sortKeys,
   sourceFacts,
   writeAppImageLayouts,
@@ -341,6 +343,37 @@ describe('app images (no container engine)', function () {
       assert.equal(stdout.trim(), `v${readImageInputs().node.version}`);
     });
 
+    it('the Node.js echo function (the bench baseline) answers /healthz and echoes an event, as TypeScript on that Node', async () => {
+      rmSync(join(root, 'app'), { recursive: true, force: true });
+      mkdirSync(join(root, 'app'), { recursive: true });
+      writeFileSync(join(root, 'app', 'function.ts'), readFileSync(NODE_FUNCTION_SOURCE), { mode: 0o644 });
+      const port = 20_000 + (process.pid % 20_000);
+      const child = spawn(CHROOT, ['--userspec=1000:1000', root, '/usr/local/bin/node', '/app/function.ts'], {
+        env: { PORT: String(port) },
+        stdio: 'ignore',
+      });
+      try {
+        let health: Response | undefined;
+        for (let attempt = 0; attempt < 100 && !health; attempt++) {
+          health = await fetch(`http://127.0.0.1:${port}/healthz`).catch(async () => {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            return undefined;
+          });
+        }
+        assert.equal(await health?.text(), 'ok');
+        const reply = await fetch(`http://127.0.0.1:${port}/`, {
+          method: 'POST',
+          headers: { 'ce-id': 'e-1', 'ce-source': '/t', 'ce-type': 't', 'ce-specversion': '1.0' },
+          body: '{}',
+        });
+        assert.equal(reply.status, 200);
+        assert.equal(reply.headers.get('ce-echoid'), 'e-1');
+        assert.equal(reply.headers.get('ce-type'), 'dev.afterlife.echo.reply');
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
+
     for (const name of APP_IMAGE_NAMES) {
       it(`${name}: the entrypoint runs as uid 1000 and exits 2 on a configuration error`, async () => {
         const image = byName(name);
@@ -392,6 +425,27 @@ describe('app images (no container engine)', function () {
         const blob = await fetch(`http://${registry}/v2/afterlife-dev/${image.repository}/blobs/${config}`);
         assert.ok(Buffer.from(await blob.arrayBuffer()).equals(image.blobs.configData));
       }
+    });
+
+    it('pushes the Node.js function image on the same base and Node layers, run by that Node', async () => {
+      const pushed = await pushNodeFunctionImage(`${registry}/afterlife/echo-node:latest`);
+      const document = JSON.parse((await manifest('afterlife/echo-node', pushed.digest)).toString('utf8')) as {
+        config: { digest: string };
+        layers: { digest: string }[];
+      };
+      const webhook = JSON.parse(byName('webhook').blobs.manifestData.toString('utf8')) as {
+        layers: { digest: string }[];
+      };
+      assert.deepEqual(
+        document.layers.slice(0, 2).map((l) => l.digest),
+        webhook.layers.slice(0, 2).map((l) => l.digest),
+        'same base and Node layers as the app images',
+      );
+      const blob = await fetch(`http://${registry}/v2/afterlife/echo-node/blobs/${document.config.digest}`);
+      const config = (await blob.json()) as { config: { Entrypoint: string[]; User: string } };
+      assert.deepEqual(config.config.Entrypoint, ['/usr/local/bin/node', '/app/function.ts']);
+      assert.equal(config.config.User, '1000:1000');
+      assert.equal((await pushNodeFunctionImage(`${registry}/afterlife/echo-node:latest`)).digest, pushed.digest);
     });
 
     it('writes OCI layouts that oras copies to the registry with the same digest', async () => {

@@ -106,13 +106,23 @@ export async function cleanupKubeProxy(binary: string, stateDir: string): Promis
   for (const family of IPTABLES_FAMILIES) {
     for (const table of await iptablesTables(family.save)) {
       const rules = (await run(family.tool, ['-t', table, '-S'])).stdout.split('\n');
+      // Each step may race kube-proxy's last sync or its own --cleanup: what is gone already is fine,
+      // and what is left is checked below.
       for (const rule of rules.filter((r) => r.startsWith('-A ') && / -j KUBE-/.test(r))) {
-        await run(family.tool, ['-t', table, ...rule.replace(/^-A /, '-D ').split(' ')]);
+        await run(family.tool, ['-t', table, ...rule.replace(/^-A /, '-D ').split(' ')]).catch(() => undefined);
       }
-      for (const chain of rules.filter((r) => r.startsWith('-N KUBE-'))) {
-        await run(family.tool, ['-t', table, '-X', chain.slice(3)]);
-      }
+      const chains = rules.filter((r) => r.startsWith('-N KUBE-')).map((r) => r.slice(3));
+      // All flushed first: a chain still jumped to from another cannot be deleted.
+      for (const chain of chains) await run(family.tool, ['-t', table, '-F', chain]).catch(() => undefined);
+      for (const chain of chains) await run(family.tool, ['-t', table, '-X', chain]).catch(() => undefined);
       const left = (await run(family.tool, ['-t', table, '-S'])).stdout.split('\n').filter(Boolean);
+      const kept = left.filter((r) => /KUBE-/.test(r));
+      if (kept.length > 0) {
+        throw new AfterlifeClusterError(
+          'TEARDOWN_FAILED',
+          `kube-proxy's rules stayed in the ${family.nft} ${table} table: ${kept.join('; ')}`,
+        );
+      }
       const untouched = left.every((r) => /^-P \S+ ACCEPT$/.test(r));
       if (untouched && !(before[family.nft] ?? []).includes(table)) {
         await run('nft', ['delete', 'table', family.nft, table]).catch((error: unknown) => {

@@ -1,0 +1,447 @@
+/**
+ * `afterlife status`: one view of the functions on a cluster, read like `kubectl get` from the
+ * Knative Services, Revisions, PodAutoscalers, ScaledObjects and HPAs, and from the gateways'
+ * counts (through the API server's pod proxy, so a kubeconfig is all it needs). With a
+ * FUNCTION, why it is or is not scaling, from the same sources, with the fix where one is known.
+ */
+import {
+  AFTERLIFE_AUTOSCALER_CLASS,
+  type CountsSnapshot,
+  errorMessage,
+  parseCountsSnapshot,
+  parseFlags,
+  UsageError,
+} from '@afterlife/core';
+import { KubeRequestError, kubeRequest } from '@afterlife/devcluster';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+
+interface Condition {
+  readonly type: string;
+  readonly status: string;
+  readonly reason?: string;
+  readonly message?: string;
+}
+interface Obj {
+  metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> };
+  spec?: {
+    replicas?: number;
+    template?: { metadata?: { annotations?: Record<string, string> }; spec?: { runtimeClassName?: string } };
+    containers?: { ports?: { name?: string; containerPort: number }[] }[];
+    minReplicaCount?: number;
+    maxReplicaCount?: number;
+  };
+  status?: {
+    conditions?: Condition[];
+    traffic?: { revisionName?: string; percent?: number; latestRevision?: boolean }[];
+    latestReadyRevisionName?: string;
+    latestCreatedRevisionName?: string;
+    readyReplicas?: number;
+    replicas?: number;
+    phase?: string;
+    containerStatuses?: { name: string; ready: boolean; state?: { waiting?: { reason?: string; message?: string } } }[];
+  };
+}
+interface List {
+  items: Obj[];
+}
+
+/** One routed revision of a function, with what scales it and what the gateways hold for it. */
+export interface RevisionStatus {
+  readonly name: string;
+  readonly percent: number;
+  readonly desired: number;
+  readonly ready: number;
+  readonly pending: number;
+  readonly inFlight: number;
+  readonly ratePerSecond: number;
+  readonly delivered: number;
+  readonly failed: number;
+  /** `afterlife.dev`, or the class of the autoscaler that owns it. */
+  readonly autoscalingClass: string;
+  readonly conditions: {
+    readonly podAutoscaler: readonly Condition[];
+    readonly scaledObject: readonly Condition[] | undefined;
+    readonly hpa: readonly Condition[] | undefined;
+  };
+  /** Why pods of the revision do not start (waiting reasons, unschedulable), when they do not. */
+  readonly podProblems: readonly string[];
+}
+
+export interface FunctionStatus {
+  readonly namespace: string;
+  readonly name: string;
+  readonly ready: boolean;
+  readonly readyMessage: string;
+  readonly revisions: readonly RevisionStatus[];
+}
+
+export interface StatusSnapshot {
+  readonly functions: readonly FunctionStatus[];
+  /** Gateways asked for counts, and those that did not answer (with why). */
+  readonly gateways: { readonly answered: readonly string[]; readonly unreachable: readonly string[] };
+}
+
+export interface StatusOptions {
+  /** Only this namespace (default: all the kubeconfig user may list). */
+  readonly namespace?: string;
+  /** Only this Knative Service. */
+  readonly name?: string;
+  /** Gateway admin URLs to ask instead of discovering gateway pods (e.g. a port-forward). */
+  readonly gatewayAdminUrls?: readonly string[];
+}
+
+const get = async (kubeConfig: KubeConfig, path: string): Promise<Obj | undefined> => {
+  try {
+    return (await kubeRequest(kubeConfig, 'GET', path)) as Obj;
+  } catch (error) {
+    if (error instanceof KubeRequestError && error.status === 404) return undefined;
+    throw error;
+  }
+};
+const list = async (kubeConfig: KubeConfig, path: string): Promise<Obj[]> =>
+  ((await kubeRequest(kubeConfig, 'GET', path)) as List).items;
+
+/** Counts of every gateway: the chart's gateway pods through the API server's pod proxy, or the given URLs. */
+async function gatewayCounts(
+  kubeConfig: KubeConfig,
+  urls: readonly string[] | undefined,
+): Promise<{ snapshots: CountsSnapshot[]; answered: string[]; unreachable: string[] }> {
+  const snapshots: CountsSnapshot[] = [];
+  const answered: string[] = [];
+  const unreachable: string[] = [];
+  if (urls && urls.length > 0) {
+    for (const url of urls) {
+      try {
+        const response = await fetch(new URL('/v1/counts', url), { signal: AbortSignal.timeout(3000) });
+        snapshots.push(parseCountsSnapshot(await response.json()));
+        answered.push(url);
+      } catch (error) {
+        unreachable.push(`${url}: ${errorMessage(error)}`);
+      }
+    }
+    return { snapshots, answered, unreachable };
+  }
+  const pods = await list(kubeConfig, '/api/v1/pods?labelSelector=app.kubernetes.io/component%3Dgateway');
+  for (const pod of pods) {
+    const where = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    const port = pod.spec?.containers?.flatMap((c) => c.ports ?? []).find((p) => p.name === 'admin')?.containerPort;
+    if (pod.status?.phase !== 'Running' || port === undefined) continue;
+    try {
+      const body = await kubeRequest(
+        kubeConfig,
+        'GET',
+        `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}:${port}/proxy/v1/counts`,
+      );
+      snapshots.push(parseCountsSnapshot(body));
+      answered.push(where);
+    } catch (error) {
+      unreachable.push(`${where}: ${errorMessage(error)}`);
+    }
+  }
+  return { snapshots, answered, unreachable };
+}
+
+function podProblems(pods: readonly Obj[]): string[] {
+  const problems = new Set<string>();
+  for (const pod of pods) {
+    const unschedulable = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+    if (unschedulable) problems.add(`pod not scheduled: ${unschedulable.message ?? unschedulable.reason ?? ''}`);
+    for (const container of pod.status?.containerStatuses ?? []) {
+      const waiting = container.state?.waiting;
+      if (waiting?.reason && waiting.reason !== 'ContainerCreating' && waiting.reason !== 'PodInitializing') {
+        problems.add(`container ${container.name}: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ''}`);
+      }
+    }
+  }
+  return [...problems];
+}
+
+/** Reads the functions (Knative Services) and how each of their routed revisions scales. */
+export async function collectStatus(kubeConfig: KubeConfig, options: StatusOptions = {}): Promise<StatusSnapshot> {
+  const scope = options.namespace ? `/namespaces/${options.namespace}` : '';
+  let services = await list(kubeConfig, `/apis/serving.knative.dev/v1${scope}/services`);
+  if (options.name) services = services.filter((s) => s.metadata.name === options.name);
+  const { snapshots, answered, unreachable } = await gatewayCounts(kubeConfig, options.gatewayAdminUrls);
+  const counts = new Map<
+    string,
+    { pending: number; inFlight: number; rate: number; delivered: number; failed: number }
+  >();
+  for (const snapshot of snapshots) {
+    for (const fn of snapshot.functions) {
+      const key = `${fn.namespace}/${fn.name}`;
+      const sum = counts.get(key) ?? { pending: 0, inFlight: 0, rate: 0, delivered: 0, failed: 0 };
+      counts.set(key, {
+        pending: sum.pending + fn.pending,
+        inFlight: sum.inFlight + fn.inFlight,
+        rate: sum.rate + fn.ratePerSecond,
+        delivered: sum.delivered + fn.delivered,
+        failed: sum.failed + fn.failed,
+      });
+    }
+  }
+  const functions: FunctionStatus[] = [];
+  for (const service of services) {
+    const namespace = service.metadata.namespace ?? '';
+    const ready = service.status?.conditions?.find((c) => c.type === 'Ready');
+    const routed = (service.status?.traffic ?? []).filter((t) => (t.percent ?? 0) > 0 && t.revisionName);
+    const names =
+      routed.length > 0
+        ? routed
+        : service.status?.latestCreatedRevisionName
+          ? [{ revisionName: service.status.latestCreatedRevisionName, percent: 0 }]
+          : [];
+    const revisions: RevisionStatus[] = [];
+    for (const entry of names) {
+      const name = entry.revisionName ?? '';
+      const [revision, deployment, pa, scaledObject, hpa, pods] = await Promise.all([
+        get(kubeConfig, `/apis/serving.knative.dev/v1/namespaces/${namespace}/revisions/${name}`),
+        get(kubeConfig, `/apis/apps/v1/namespaces/${namespace}/deployments/${name}-deployment`),
+        get(
+          kubeConfig,
+          `/apis/autoscaling.internal.knative.dev/v1alpha1/namespaces/${namespace}/podautoscalers/${name}`,
+        ),
+        get(kubeConfig, `/apis/keda.sh/v1alpha1/namespaces/${namespace}/scaledobjects/${name}`),
+        get(kubeConfig, `/apis/autoscaling/v2/namespaces/${namespace}/horizontalpodautoscalers/keda-hpa-${name}`),
+        list(
+          kubeConfig,
+          `/api/v1/namespaces/${namespace}/pods?labelSelector=serving.knative.dev/revision%3D${encodeURIComponent(name)}`,
+        ),
+      ]);
+      // Knative Serving's gateway counts are per revision; label discovery counts per Service.
+      const held = counts.get(`${namespace}/${name}`) ?? counts.get(`${namespace}/${service.metadata.name}`);
+      revisions.push({
+        name,
+        percent: entry.percent ?? 0,
+        desired: deployment?.spec?.replicas ?? 0,
+        ready: deployment?.status?.readyReplicas ?? 0,
+        pending: held?.pending ?? 0,
+        inFlight: held?.inFlight ?? 0,
+        ratePerSecond: held?.rate ?? 0,
+        delivered: held?.delivered ?? 0,
+        failed: held?.failed ?? 0,
+        autoscalingClass:
+          pa?.metadata.annotations?.['autoscaling.knative.dev/class'] ??
+          revision?.metadata.annotations?.['autoscaling.knative.dev/class'] ??
+          'kpa.autoscaling.knative.dev',
+        conditions: {
+          podAutoscaler: pa?.status?.conditions ?? [],
+          scaledObject: scaledObject?.status?.conditions,
+          hpa: hpa?.status?.conditions,
+        },
+        podProblems: podProblems(pods),
+      });
+    }
+    functions.push({
+      namespace,
+      name: service.metadata.name,
+      ready: ready?.status === 'True',
+      readyMessage: ready?.status === 'True' ? '' : (ready?.message ?? ready?.reason ?? 'not reconciled yet'),
+      revisions,
+    });
+  }
+  functions.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  return { functions, gateways: { answered, unreachable } };
+}
+
+/** The `kubectl get`-style table: one line per routed revision. */
+export function formatStatusTable(snapshot: StatusSnapshot): string {
+  const header = [
+    'NAMESPACE',
+    'FUNCTION',
+    'READY',
+    'REVISION',
+    'TRAFFIC',
+    'REPLICAS',
+    'HELD',
+    'IN-FLIGHT',
+    'RATE/S',
+    'DELIVERED',
+  ];
+  const rows = snapshot.functions.flatMap((fn) =>
+    (fn.revisions.length > 0 ? fn.revisions : [undefined]).map((r) => [
+      fn.namespace,
+      fn.name,
+      fn.ready ? 'True' : 'False',
+      r?.name ?? '-',
+      r ? `${r.percent}%` : '-',
+      r ? `${r.ready}/${r.desired}` : '-',
+      String(r?.pending ?? 0),
+      String(r?.inFlight ?? 0),
+      (r?.ratePerSecond ?? 0).toFixed(1),
+      String(r?.delivered ?? 0),
+    ]),
+  );
+  if (rows.length === 0) return 'No functions (Knative Services) found.';
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('   ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+function falseConditions(conditions: readonly Condition[] | undefined): Condition[] {
+  return (conditions ?? []).filter((c) => c.status === 'False' && c.type !== 'Active');
+}
+
+/**
+ * Why a function is or is not scaling, as lines a person reads top to bottom: the state, then
+ * each problem found with its fix. No problem found says what it is doing.
+ */
+export function explainFunction(fn: FunctionStatus, gateways: StatusSnapshot['gateways']): string[] {
+  const lines = [`${fn.namespace}/${fn.name}: ${fn.ready ? 'Ready' : `not Ready — ${fn.readyMessage}`}`];
+  const problems: Array<{ what: string; fix: string }> = [];
+  if (gateways.answered.length === 0) {
+    problems.push({
+      what: `no gateway answered for counts${gateways.unreachable.length ? ` (${gateways.unreachable.join('; ')})` : ''}`,
+      fix: 'check the gateway pods: kubectl -n afterlife-system get pods -l app.kubernetes.io/component=gateway',
+    });
+  }
+  if (fn.revisions.length === 0) {
+    problems.push({
+      what: 'no revision receives traffic yet: events get 503 no_routable_revision',
+      fix: `kubectl -n ${fn.namespace} get revisions -l serving.knative.dev/service=${fn.name}; kubectl -n ${fn.namespace} describe ksvc ${fn.name}`,
+    });
+  }
+  for (const r of fn.revisions) {
+    lines.push(
+      `  revision ${r.name} (${r.percent}% of traffic): ${r.ready}/${r.desired} replicas ready, ${r.pending} held, ${r.inFlight} in flight, ${r.ratePerSecond.toFixed(1)} events/s`,
+    );
+    if (r.autoscalingClass !== AFTERLIFE_AUTOSCALER_CLASS) {
+      problems.push({
+        what: `${r.name} is scaled by ${r.autoscalingClass}, not by Afterlife: events do not wake it from zero`,
+        fix: `opt the Service in (label it for the Afterlife webhook) or set autoscaling.knative.dev/class: ${AFTERLIFE_AUTOSCALER_CLASS} on its template`,
+      });
+      continue;
+    }
+    for (const c of falseConditions(r.conditions.podAutoscaler)) {
+      problems.push({
+        what: `PodAutoscaler ${r.name} ${c.type}=False (${c.reason ?? ''}): ${c.message ?? ''}`,
+        fix:
+          c.reason === 'InvalidAnnotations'
+            ? `fix the annotation named above on the Service's template: kubectl -n ${fn.namespace} edit ksvc ${fn.name}`
+            : `kubectl -n ${fn.namespace} describe podautoscaler ${r.name}`,
+      });
+    }
+    if (r.conditions.scaledObject === undefined) {
+      problems.push({
+        what: `no ScaledObject ${r.name}: the Afterlife autoscaler has not reconciled this revision`,
+        fix: 'check the autoscaler: kubectl -n afterlife-system logs deploy/afterlife-autoscaler (is it running, leader, allowed to create ScaledObjects?)',
+      });
+    } else {
+      for (const c of falseConditions(r.conditions.scaledObject)) {
+        problems.push({
+          what: `ScaledObject ${r.name} ${c.type}=False (${c.reason ?? ''}): ${c.message ?? ''}`,
+          fix: 'KEDA cannot use the trigger: check the scaler address in the ScaledObject and the scaler pods (kubectl -n afterlife-system get pods -l app.kubernetes.io/component=scaler)',
+        });
+      }
+    }
+    for (const c of falseConditions(r.conditions.hpa)) {
+      if (c.type === 'ScalingActive' && r.desired === 0) continue; // at zero KEDA holds the HPA inactive
+      problems.push({
+        what: `HPA keda-hpa-${r.name} ${c.type}=False (${c.reason ?? ''}): ${c.message ?? ''}`,
+        fix: 'check the external metrics API: kubectl get apiservice v1beta1.external.metrics.k8s.io',
+      });
+    }
+    for (const problem of r.podProblems) {
+      problems.push({
+        what: `${r.name}: ${problem}`,
+        fix: /not scheduled/.test(problem)
+          ? 'no node satisfies the pod (RuntimeClass nodeSelector, resources): kubectl get nodes -l afterlife.dev/wasm=true; kubectl get runtimeclass'
+          : `kubectl -n ${fn.namespace} describe pods -l serving.knative.dev/revision=${r.name}`,
+      });
+    }
+    if (r.pending > 0 && r.desired === 0 && problems.length === 0) {
+      problems.push({
+        what: `${r.pending} events held but ${r.name} is not scaling up`,
+        fix: 'the scaler does not push these counts to KEDA: check the scaler logs and that it lists this gateway',
+      });
+    }
+  }
+  if (problems.length === 0) {
+    const total = fn.revisions.reduce((sum, r) => sum + r.desired, 0);
+    lines.push(total === 0 ? '  scaled to zero; the next event wakes it' : '  scaling normally');
+  } else {
+    for (const problem of problems) lines.push(`  ✗ ${problem.what}`, `    fix: ${problem.fix}`);
+  }
+  return lines;
+}
+
+export type StatusOutput = 'table' | 'json' | 'yaml';
+
+export function renderStatus(snapshot: StatusSnapshot, output: StatusOutput, explain: boolean): string {
+  if (output === 'json') return JSON.stringify(snapshot, null, 2);
+  if (output === 'yaml') return stringify(snapshot).trimEnd();
+  const parts = [formatStatusTable(snapshot)];
+  if (explain) for (const fn of snapshot.functions) parts.push('', ...explainFunction(fn, snapshot.gateways));
+  return parts.join('\n');
+}
+
+const OUTPUTS: readonly StatusOutput[] = ['table', 'json', 'yaml'];
+
+/** `afterlife status [-n NS] [FUNCTION] [-o table|json|yaml] [--watch]`; returns the exit code. */
+export async function runStatusCommand(
+  argv: string[],
+  io: {
+    print: (text: string) => void;
+    kubeConfig: (file?: string, context?: string) => KubeConfig;
+    signal?: AbortSignal;
+  },
+): Promise<number> {
+  const { values, positionals } = parseFlags({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      namespace: { type: 'string', short: 'n' },
+      output: { type: 'string', short: 'o' },
+      watch: { type: 'boolean', short: 'w' },
+      interval: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      'gateway-admin-url': { type: 'string', multiple: true },
+    },
+  });
+  if (positionals.length > 1) throw new UsageError(`one FUNCTION at most, got ${positionals.join(' ')}`);
+  const output = (values.output ?? 'table') as StatusOutput;
+  if (!OUTPUTS.includes(output))
+    throw new UsageError(`-o must be one of ${OUTPUTS.join(', ')}, got "${values.output}"`);
+  const intervalSeconds = Number(values.interval ?? 2);
+  if (!Number.isFinite(intervalSeconds) || intervalSeconds <= 0) {
+    throw new UsageError(`--interval must be a positive number of seconds, got "${values.interval}"`);
+  }
+  const name = positionals[0];
+  if (name && !values.namespace) throw new UsageError('with a FUNCTION, say its namespace: -n NAMESPACE');
+  const kubeConfig = io.kubeConfig(values.kubeconfig, values.context);
+  const options: StatusOptions = {
+    ...(values.namespace ? { namespace: values.namespace } : {}),
+    ...(name ? { name } : {}),
+    ...(values['gateway-admin-url'] ? { gatewayAdminUrls: values['gateway-admin-url'] } : {}),
+  };
+  const once = async (): Promise<StatusSnapshot> => {
+    const snapshot = await collectStatus(kubeConfig, options);
+    io.print(renderStatus(snapshot, output, name !== undefined));
+    return snapshot;
+  };
+  const first = await once();
+  if (name && first.functions.length === 0) {
+    io.print(`no Knative Service ${values.namespace}/${name}`);
+    return 1;
+  }
+  // --watch: a new view every interval until Ctrl-C (the signal), like kubectl get -w.
+  while (values.watch && !io.signal?.aborted) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, intervalSeconds * 1000);
+      io.signal?.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    if (!io.signal?.aborted) {
+      io.print('');
+      await once();
+    }
+  }
+  return 0;
+}
