@@ -109,6 +109,8 @@ export async function runPreflight(kubeConfig: KubeConfig, options: PreflightOpt
     guarded('webhook', () => checkWebhook(kubeConfig, timeoutMs)),
     guarded('gateway', () => checkGateway(kubeConfig, options, timeoutMs)),
     guarded('scaler', () => checkScaler(kubeConfig, options, timeoutMs)),
+    guarded('autoscaler', () => checkAutoscaler(kubeConfig)),
+    guarded('images', () => checkImages(kubeConfig)),
   ];
   return Promise.all(checks);
 }
@@ -363,6 +365,71 @@ async function checkWebhook(kubeConfig: KubeConfig, timeoutMs: number): Promise<
     );
   }
   return fail(name, `MutatingWebhookConfiguration ${configName} has neither url nor service`, fix);
+}
+
+/**
+ * The Afterlife autoscaler holds its Lease (`afterlife-autoscaler`) and renews it: without a
+ * leader no PodAutoscaler of class afterlife.dev gets its ScaledObject. Read from the Lease, so
+ * it holds wherever the autoscaler runs.
+ */
+async function checkAutoscaler(kubeConfig: KubeConfig): Promise<PreflightResult> {
+  const name = 'autoscaler';
+  const leases = (await kubeConfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({
+    group: 'coordination.k8s.io',
+    version: 'v1',
+    plural: 'leases',
+    fieldSelector: 'metadata.name=afterlife-autoscaler',
+  })) as {
+    items: {
+      metadata: { namespace?: string };
+      spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
+    }[];
+  };
+  const fix =
+    'install the chart with the autoscaler enabled (autoscaler.enabled=true); then kubectl -n afterlife-system get pods -l app.kubernetes.io/component=autoscaler';
+  const lease = leases.items[0];
+  if (!lease?.spec?.holderIdentity) {
+    return fail(name, 'no Afterlife autoscaler holds the Lease afterlife-autoscaler (none running?)', fix);
+  }
+  const renewed = Date.parse(lease.spec.renewTime ?? '');
+  const bound = 2 * (lease.spec.leaseDurationSeconds ?? 15) * 1000;
+  if (!Number.isFinite(renewed) || Date.now() - renewed > bound) {
+    return fail(
+      name,
+      `the Lease ${lease.metadata.namespace}/afterlife-autoscaler was last renewed by ${lease.spec.holderIdentity} at ${lease.spec.renewTime ?? 'never'}: no live leader`,
+      `kubectl -n ${lease.metadata.namespace} logs -l app.kubernetes.io/component=autoscaler`,
+    );
+  }
+  return pass(
+    name,
+    `leader ${lease.spec.holderIdentity} (Lease ${lease.metadata.namespace}/afterlife-autoscaler renewed)`,
+  );
+}
+
+/** The chart's pods (its selector labels). */
+const AFTERLIFE_POD_SELECTOR =
+  'app.kubernetes.io/name=afterlife,app.kubernetes.io/component in (webhook,gateway,scaler,autoscaler)';
+
+/** No Afterlife pod waits on its image (a wrong repository, digest or pull secret). */
+async function checkImages(kubeConfig: KubeConfig): Promise<PreflightResult> {
+  const name = 'images';
+  const pods = (
+    await kubeConfig.makeApiClient(CoreV1Api).listPodForAllNamespaces({ labelSelector: AFTERLIFE_POD_SELECTOR })
+  ).items;
+  const stuck = pods.flatMap((pod) =>
+    (pod.status?.containerStatuses ?? [])
+      .filter((c) => ['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName'].includes(c.state?.waiting?.reason ?? ''))
+      .map((c) => `${pod.metadata?.namespace}/${pod.metadata?.name} ${c.image}: ${c.state?.waiting?.reason}`),
+  );
+  if (stuck.length > 0) {
+    return fail(
+      name,
+      `not pulled: ${stuck.join('; ')}`,
+      'check the image repository/digest values and imagePullSecrets of the chart (see docs/images.md to push them to your registry)',
+    );
+  }
+  if (pods.length === 0) return pass(name, 'no Afterlife pods (the components do not run as pods here)');
+  return pass(name, `${pods.length} Afterlife pod(s), every image pulled`);
 }
 
 async function readyEndpoints(kubeConfig: KubeConfig, namespace: string, service: string): Promise<number> {

@@ -143,7 +143,7 @@ describe('broken setups fail with the right message', function () {
       assert.match(output, /✘ preflight failed/);
       assert.doesNotMatch(output, /▸ scenarios/);
       const xml = await readFile(join(reportDir, 'junit.xml'), 'utf8');
-      assert.match(xml, /<testsuites name="afterlife-conformance" tests="8" failures="2" /);
+      assert.match(xml, /<testsuites name="afterlife-conformance" tests="10" failures="2" /);
       assert.match(
         xml,
         /<testcase classname="preflight" name="scaler" time="0.000">\n\s+<failure message="scaler unreachable/,

@@ -122,21 +122,21 @@ describe('afterlife-conformance CLI', function () {
     assert.match(keptNamespaceLabels?.['afterlife.dev/conformance-run'] ?? '', /^[0-9a-f]{6}$/);
     const stateDir = /kubeconfig (\S+)\/kubeconfig/.exec(output)?.[1] ?? assert.fail('no kubeconfig path printed');
     await assert.rejects(access(stateDir), 'Ctrl-C after --keep stops the stack');
-    assert.match(output, /✔ PASSED: 14 passed, 0 failed, 0 skipped of 14/);
+    assert.match(output, /✔ PASSED: 16 passed, 0 failed, 0 skipped of 16/);
 
     const xml = await readFile(join(reportDir, 'junit.xml'), 'utf8');
     const totals =
       /<testsuites name="afterlife-conformance" tests="(\d+)" failures="(\d+)" errors="0" skipped="(\d+)"/.exec(xml);
     assert.ok(totals, 'a <testsuites> element with totals');
-    assert.deepEqual(totals.slice(1), ['14', '0', '0']);
+    assert.deepEqual(totals.slice(1), ['16', '0', '0']);
     const cases = [...xml.matchAll(/<testcase classname="([^"]+)" name="([^"]+)"/g)].map((m) => `${m[1]}: ${m[2]}`);
-    assert.equal(cases.length, 14);
-    assert.equal(cases.filter((c) => c.startsWith('preflight: ')).length, 8);
+    assert.equal(cases.length, 16);
+    assert.equal(cases.filter((c) => c.startsWith('preflight: ')).length, 10);
     assert.ok(!xml.includes('<failure'));
 
     const result = JSON.parse(await readFile(join(reportDir, 'conformance.json'), 'utf8')) as ConformanceResult;
     assert.equal(result.passed, true);
-    assert.deepEqual(result.counts, { tests: 14, passed: 14, failed: 0, skipped: 0 });
+    assert.deepEqual(result.counts, { tests: 16, passed: 16, failed: 0, skipped: 0 });
     assert.equal(result.mode, 'local');
     assert.ok(result.preflight.every((p) => p.ok));
     assert.deepEqual(

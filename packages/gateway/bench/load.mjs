@@ -1,23 +1,30 @@
 // Load generator (own process, so it does not share the gateway's event loop).
-// argv: url durationMs concurrency → prints one JSON line {requests, errors, seconds, latenciesMs: [...sorted sample]}
+// argv: url durationMs concurrency [ratePerSecond]
+//   closed loop (no rate): `concurrency` senders, each sends its next event when the previous is answered;
+//   open loop (a rate): one event every 1/rate s whatever the answers, on as many keep-alive
+//   connections as needed, latency counted from when each event was due (no coordinated omission).
+// Prints one JSON line {requests, errors, seconds, sent, maxLateMs, latenciesUs: [every answered event's latency, µs]}.
 import { Agent, request } from 'node:http';
 
-const [url, durationArg, concurrencyArg] = process.argv.slice(2);
+const [url, durationArg, concurrencyArg, rateArg] = process.argv.slice(2);
 const target = new URL(url);
 const duration = Number(durationArg);
 const concurrency = Number(concurrencyArg);
-const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+const rate = Number(rateArg ?? 0);
+const agent = new Agent({ keepAlive: true, maxSockets: rate > 0 ? Number.POSITIVE_INFINITY : concurrency });
 const body = JSON.stringify({ hello: 'world', n: 42 });
 const latencies = [];
 let requests = 0;
 let errors = 0;
 let seq = 0;
-const until = Date.now() + duration;
+let sent = 0;
+let maxLateMs = 0;
 
-function one() {
+/** Sends one event; `dueNs` is when it should have gone out (latency is counted from then). */
+function one(dueNs = process.hrtime.bigint()) {
   return new Promise((resolve) => {
     const id = `bench-${process.pid}-${seq++}`;
-    const started = process.hrtime.bigint();
+    sent += 1;
     const req = request(
       {
         host: target.hostname,
@@ -39,7 +46,7 @@ function one() {
         res.on('end', () => {
           if (res.statusCode === 200) {
             requests += 1;
-            latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+            latencies.push(Number(process.hrtime.bigint() - dueNs) / 1e6);
           } else errors += 1;
           resolve();
         });
@@ -53,14 +60,41 @@ function one() {
   });
 }
 
-async function worker() {
-  while (Date.now() < until) await one();
+async function closedLoop(until) {
+  const worker = async () => {
+    while (Date.now() < until) await one();
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+async function openLoop(until) {
+  const intervalNs = BigInt(Math.round(1e9 / rate));
+  const startNs = process.hrtime.bigint();
+  const total = Math.floor((duration / 1000) * rate);
+  const replies = [];
+  let next = 0;
+  await new Promise((done) => {
+    const tick = () => {
+      const now = process.hrtime.bigint();
+      // Timers fire on millisecond boundaries (or later): send everything that is due by now.
+      while (next < total && startNs + BigInt(next) * intervalNs <= now) {
+        const due = startNs + BigInt(next) * intervalNs;
+        maxLateMs = Math.max(maxLateMs, Number(now - due) / 1e6);
+        replies.push(one(due));
+        next += 1;
+      }
+      if (next >= total || Date.now() > until + 1000) done();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  await Promise.all(replies);
 }
 
 const started = Date.now();
-await Promise.all(Array.from({ length: concurrency }, worker));
+if (rate > 0) await openLoop(started + duration);
+else await closedLoop(started + duration);
 const seconds = (Date.now() - started) / 1000;
-latencies.sort((a, b) => a - b);
-const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-process.stdout.write(`${JSON.stringify({ requests, errors, seconds, p50: at(0.5), p99: at(0.99) })}\n`);
+const latenciesUs = latencies.map((ms) => Math.round(ms * 1000));
+process.stdout.write(`${JSON.stringify({ requests, errors, seconds, sent, maxLateMs, latenciesUs })}\n`);
 agent.destroy();

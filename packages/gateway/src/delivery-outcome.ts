@@ -42,7 +42,7 @@ export function deliveryFailure(
   return new GatewayError('DELIVERY_FAILED', `delivery to ${key} failed: ${errorMessage(error)}`, { cause: error });
 }
 
-/** Metric children bound to one function's labels (label hashing once, not per event). */
+/** Metric children bound to one function's labels: plain numbers, read at scrape time (see series-metrics.ts). */
 interface BoundMetrics {
   readonly accepted: { inc(value?: number): void };
   readonly delivered: { inc(value?: number): void };
@@ -85,8 +85,8 @@ export class DeliveryOutcome {
     if (metrics !== undefined) {
       const labels = this.#labels;
       this.#bound = {
-        accepted: metrics.accepted.labels(labels),
-        delivered: metrics.delivered.labels(labels),
+        accepted: metrics.accepted.child(labels),
+        delivered: metrics.delivered.child(labels),
         hold: metrics.hold.labels(labels),
         delivery: metrics.delivery.labels(labels),
       };

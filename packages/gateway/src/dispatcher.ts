@@ -9,7 +9,7 @@ import type { EventMessage } from './events.ts';
 import { type AcceptedEvent, HeldQueue, pendingLimitError } from './held-queue.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { RateWindow } from './rate.ts';
-import type { Reply, Transport } from './transport.ts';
+import type { Delivery, Reply, Transport } from './transport.ts';
 
 export interface DispatcherOptions {
   readonly gatewayId: string;
@@ -55,9 +55,10 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   readonly #metrics: GatewayMetrics | undefined;
   readonly #logger: Logger | undefined;
   readonly #functions = new Map<string, FunctionState>();
-  readonly #abort = new AbortController();
-  /** Controllers of the deliveries in flight (aborted together on a drain timeout). */
-  readonly #deliveries = new Set<AbortController>();
+  /** The deliveries in flight (aborted together on a drain timeout). */
+  readonly #deliveries = new Set<Delivery>();
+  /** The drain timed out: deliveries still running were aborted. */
+  #shuttingDown = false;
   readonly #onTable: (ref: FunctionRef, endpoints: readonly Endpoint[] | undefined) => void;
   #sequence = 0;
   #draining = false;
@@ -119,10 +120,12 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     const promises = messages.map(
       (message) =>
         new Promise<Reply>((resolve, reject) => {
-          const event = fn.queue.accept(message, now, resolve, reject, signal);
           const endpoint = fn.queue.pending === 0 ? fn.picker.pick(now) : undefined;
-          if (endpoint !== undefined) this.#start(fn, event, endpoint);
-          else if (this.#hold(fn, event, now, false)) urgent = true;
+          if (endpoint !== undefined) {
+            this.#start(fn, fn.queue.acceptForDelivery(message, now, resolve, reject, signal), endpoint);
+          } else if (this.#hold(fn, fn.queue.accept(message, now, resolve, reject, signal), now, false)) {
+            urgent = true;
+          }
         }),
     );
     this.emit('counts', urgent);
@@ -186,8 +189,8 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
         abandoned += state.outcome.inFlight;
       }
       const reason = new GatewayError('SHUTTING_DOWN', 'the gateway shut down during delivery');
-      this.#abort.abort(reason);
-      for (const controller of this.#deliveries) controller.abort(reason);
+      this.#shuttingDown = true;
+      for (const delivery of this.#deliveries) delivery.abort(reason);
       // Aborted deliveries settle on their own (their senders get 503).
       await new Promise<void>((resolve) => {
         if (this.outstanding() === 0) resolve();
@@ -282,20 +285,19 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     const now = Date.now();
     state.picker.acquire(endpoint);
     state.outcome.started(event, endpoint.key, now);
-    // One controller per delivery (cheaper than AbortSignal.any on a long-lived signal).
-    const controller = new AbortController();
+    const delivery = this.#transport.send(endpoint.endpoint, event.message);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      controller.abort(new GatewayError('DELIVERY_TIMEOUT', 'delivery timeout'));
+      delivery.abort(new GatewayError('DELIVERY_TIMEOUT', 'delivery timeout'));
     }, this.#options.deliveryTimeoutMs);
-    this.#deliveries.add(controller);
+    this.#deliveries.add(delivery);
     const finish = () => {
       clearTimeout(timer);
-      this.#deliveries.delete(controller);
+      this.#deliveries.delete(delivery);
       state.picker.release(endpoint);
     };
-    this.#transport.send(endpoint.endpoint, event.message, controller.signal).then(
+    delivery.reply.then(
       (reply) => {
         finish();
         state.outcome.replied(event, reply, now);
@@ -304,7 +306,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
       (error: unknown) => {
         finish();
         const at = Date.now();
-        const end = { shuttingDown: this.#abort.signal.aborted, timedOut, at };
+        const end = { shuttingDown: this.#shuttingDown, timedOut, at };
         if (state.outcome.unanswered(event, endpoint.key, error, end)) {
           // Nothing reached the function: skip this endpoint for a while and hold the event again.
           state.picker.eject(endpoint, at);

@@ -22,6 +22,12 @@ export type GatewayErrorCode =
   | 'SENDER_GONE'
   /** The request carries no valid CloudEvent. */
   | 'EVENT_INVALID'
+  /** The request body is larger than the body limit. */
+  | 'TOO_LARGE'
+  /** The request body is compressed with an encoding the gateway cannot decode. */
+  | 'UNSUPPORTED_ENCODING'
+  /** The request could not be read: a path segment that is not percent-encoded UTF-8, a corrupt compressed body, an aborted upload. */
+  | 'BAD_REQUEST'
   /** Transport: the request to the endpoint failed (the errno is in `cause`). */
   | 'TRANSPORT_FAILED'
   /** Transport: the delivery was aborted (timeout, shutdown). */
@@ -40,6 +46,9 @@ const STATUS: Record<GatewayErrorCode, number> = {
   SHUTTING_DOWN: 503,
   SENDER_GONE: 499,
   EVENT_INVALID: 400,
+  TOO_LARGE: 413,
+  UNSUPPORTED_ENCODING: 415,
+  BAD_REQUEST: 400,
   TRANSPORT_FAILED: 502,
   TRANSPORT_ABORTED: 502,
   REPLY_ABORTED: 502,

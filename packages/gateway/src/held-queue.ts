@@ -17,6 +17,8 @@ export interface AcceptedEvent {
   attempts: number;
   /** Detaches the sender's abort listener. */
   cleanup: (() => void) | undefined;
+  /** Aborted when the sender goes away; watched while the event is held (see `acceptForDelivery`). */
+  sender?: AbortSignal | undefined;
 }
 
 /** What the queue needs from its owner. */
@@ -91,7 +93,24 @@ export class HeldQueue {
     reject: (error: GatewayError) => void,
     signal: AbortSignal | undefined,
   ): AcceptedEvent {
-    const event: AcceptedEvent = {
+    const event = this.acceptForDelivery(message, acceptedAt, resolve, reject, signal);
+    this.#watch(event);
+    return event;
+  }
+
+  /**
+   * A new accepted event about to be delivered at once (the hot path): its sender is watched
+   * only if the event is ever held (a retry after a refused connection) — a sender leaving
+   * while its event is in flight changes nothing anyway.
+   */
+  acceptForDelivery(
+    message: EventMessage,
+    acceptedAt: number,
+    resolve: (reply: Reply) => void,
+    reject: (error: GatewayError) => void,
+    signal: AbortSignal | undefined,
+  ): AcceptedEvent {
+    return {
       message,
       acceptedAt,
       deadline: acceptedAt + this.#options.coldStartTimeoutMs,
@@ -101,18 +120,14 @@ export class HeldQueue {
       held: false,
       attempts: 0,
       cleanup: undefined,
+      sender: signal,
     };
-    if (signal !== undefined) {
-      const onAbort = () => this.#senderGone(event);
-      signal.addEventListener('abort', onAbort, { once: true });
-      event.cleanup = () => signal.removeEventListener('abort', onAbort);
-    }
-    return event;
   }
 
   /** Holds `event`: at the back, or at the `front` (a retry). Returns true when pending went 0 → 1. */
   hold(event: AcceptedEvent, front: boolean): boolean {
     event.held = true;
+    this.#watch(event);
     if (front) {
       this.#compact();
       this.#queue.unshift(event);
@@ -178,6 +193,15 @@ export class HeldQueue {
     }
     this.scheduleExpiry();
     this.#hooks.dropped(changed);
+  }
+
+  /** Listens for the event's sender going away (once per event). */
+  #watch(event: AcceptedEvent): void {
+    const signal = event.sender;
+    if (signal === undefined || event.cleanup !== undefined) return;
+    const onAbort = () => this.#senderGone(event);
+    signal.addEventListener('abort', onAbort, { once: true });
+    event.cleanup = () => signal.removeEventListener('abort', onAbort);
   }
 
   #senderGone(event: AcceptedEvent): void {

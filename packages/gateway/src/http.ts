@@ -1,35 +1,78 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AdminRoutes, errorMessage, type Logger, type RequestHandler, sendAnswer } from '@afterlife/core';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import { readBody } from './body.ts';
 import type { Dispatcher } from './dispatcher.ts';
+import type { FunctionRef } from './endpoints.ts';
 import { GatewayError } from './errors.ts';
-import { EventValidationError, parseEvents } from './events.ts';
+import { EventValidationError, type ParsedEvents, parseEvents } from './events.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { EventRouter } from './routes.ts';
 import type { CountsBroadcaster } from './stream.ts';
 import type { Reply } from './transport.ts';
 
-function sendError(res: Response, status: number, error: string, message: string, extra: object = {}): void {
+/** `/ns/<namespace>/fn/<name>`, a trailing slash allowed, any case (as express routed it before). */
+const FUNCTION_PATH = /^\/ns\/([^/]+)\/fn\/([^/]+)\/?$/i;
+
+/** The function a request path names; undefined for other paths. Throws `BAD_REQUEST` for a segment that is not percent-encoded UTF-8. */
+export function functionOfPath(url: string): FunctionRef | undefined {
+  let path = url;
+  if (!path.startsWith('/')) {
+    // absolute-form (`POST http://host/ns/…`), as a proxy may send it
+    if (!URL.canParse(path)) return undefined;
+    path = new URL(path).pathname;
+  }
+  const query = path.indexOf('?');
+  const match = FUNCTION_PATH.exec(query === -1 ? path : path.slice(0, query));
+  if (match === null) return undefined;
+  return { namespace: decodeSegment(match[1] as string), name: decodeSegment(match[2] as string) };
+}
+
+function decodeSegment(segment: string): string {
+  if (!segment.includes('%')) return segment;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new GatewayError('BAD_REQUEST', `path segment "${segment}" is not percent-encoded UTF-8`);
+  }
+}
+
+function sendError(res: ServerResponse, status: number, error: string, message: string, extra: object = {}): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  res.status(status).json({ error, message, ...extra });
+  sendAnswer(res, status, { error, message, ...extra });
 }
 
-function sendGatewayError(res: Response, error: GatewayError, retryAfterSeconds: number): void {
+function sendGatewayError(res: ServerResponse, error: GatewayError, retryAfterSeconds: number): void {
   if (error.retryable) res.setHeader('retry-after', String(retryAfterSeconds));
   sendError(res, error.status, error.code.toLowerCase(), error.message);
 }
 
-function sendReply(res: Response, reply: Reply): void {
-  res.status(reply.status);
-  for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
+function sendReply(res: ServerResponse, reply: Reply): void {
+  res.writeHead(reply.status, reply.headers);
   res.end(reply.body);
 }
 
-/** The events port: `POST /ns/:namespace/fn/:name` with binary, structured or batch CloudEvents. */
-export function createEventsApp(options: {
+/** Aborted when the sender goes away before its answer is sent (events held for it are then dropped). */
+function senderGone(res: ServerResponse): AbortSignal {
+  const gone = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) gone.abort();
+  });
+  return gone.signal;
+}
+
+/** How requests that are refused before their events are read count in `events_rejected_total`. */
+function rejectionReason(error: GatewayError): string {
+  return error.code === 'TOO_LARGE' ? 'too_large' : 'bad_request';
+}
+
+/**
+ * The events port, a plain `node:http` request listener (the hot path: no framework, one pass
+ * over the headers): `POST /ns/:namespace/fn/:name` with binary, structured or batch CloudEvents.
+ */
+export function createEventsHandler(options: {
   dispatcher: Dispatcher;
   /** Resolves the function before the dispatcher (discovery `knative`); default: the dispatcher itself. */
   router?: EventRouter;
@@ -37,84 +80,119 @@ export function createEventsApp(options: {
   logger: Logger;
   bodyLimitBytes: number;
   retryAfterSeconds: number;
-}): express.Express {
-  const { dispatcher, metrics, logger, retryAfterSeconds } = options;
+}): (req: IncomingMessage, res: ServerResponse) => void {
+  const { dispatcher, metrics, logger, retryAfterSeconds, bodyLimitBytes } = options;
   const router = options.router ?? dispatcher;
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.post(
-    '/ns/:namespace/fn/:name',
-    express.raw({ type: () => true, limit: options.bodyLimitBytes }),
-    async (req: Request<{ namespace: string; name: string }>, res: Response) => {
-      const ref = { namespace: req.params.namespace, name: req.params.name };
+
+  const refuse = (res: ServerResponse, error: GatewayError) => {
+    metrics.rejected.inc({ reason: rejectionReason(error) });
+    sendError(res, error.status, error.code.toLowerCase(), error.message);
+  };
+
+  const internalError = (res: ServerResponse, error: unknown) => {
+    logger.error({ err: errorMessage(error) }, 'unexpected error handling an event');
+    sendError(res, 500, 'internal', 'internal error');
+  };
+
+  const answerBatch = (res: ServerResponse, events: ParsedEvents['events'], settled: PromiseSettledResult<Reply>[]) => {
+    const results = settled.map((outcome, index) => {
+      const id = events[index]?.id ?? '';
+      if (outcome.status === 'fulfilled') return { id, status: outcome.value.status };
+      const error = outcome.reason;
+      return error instanceof GatewayError
+        ? { id, status: error.status, error: error.code.toLowerCase(), message: error.message }
+        : { id, status: 502, error: 'delivery_failed', message: errorMessage(error) };
+    });
+    const statuses = new Set(results.map((result) => result.status));
+    const status = statuses.size === 1 ? (results[0]?.status ?? 200) : 207;
+    if (results.some((result) => 'error' in result && result.status >= 503)) {
+      res.setHeader('retry-after', String(retryAfterSeconds));
+    }
+    sendAnswer(res, status, { results });
+  };
+
+  const answerOne = (res: ServerResponse, delivery: Promise<Reply>) => {
+    delivery.then(
+      (reply) => {
+        try {
+          sendReply(res, reply);
+        } catch (error) {
+          // a reply Node refuses to forward (invalid status or header)
+          sendError(res, 502, 'delivery_failed', errorMessage(error));
+        }
+      },
+      (error: unknown) => {
+        if (error instanceof GatewayError) sendGatewayError(res, error, retryAfterSeconds);
+        else sendError(res, 502, 'delivery_failed', errorMessage(error));
+      },
+    );
+  };
+
+  const answerAll = (res: ServerResponse, events: ParsedEvents['events'], deliveries: Promise<Reply>[]) => {
+    Promise.allSettled(deliveries)
+      .then((settled) => answerBatch(res, events, settled))
+      .catch((error: unknown) => internalError(res, error));
+  };
+
+  /** Hands the events over; the sender is answered when they are delivered (nothing is acknowledged before). */
+  const deliver = (ref: FunctionRef, parsed: ParsedEvents, res: ServerResponse): void => {
+    let deliveries: Promise<Reply>[];
+    try {
+      deliveries = router.submit(ref, parsed.events, senderGone(res));
+    } catch (error) {
+      if (!(error instanceof GatewayError)) throw error;
+      sendGatewayError(res, error, retryAfterSeconds);
+      return;
+    }
+    // No closure here keeps `parsed`: a held request retains only what answering it needs.
+    if (parsed.mode !== 'batch') answerOne(res, deliveries[0] as Promise<Reply>);
+    else answerAll(res, parsed.events, deliveries);
+  };
+
+  return (req, res) => {
+    let ref: FunctionRef | undefined;
+    try {
+      ref = functionOfPath(req.url ?? '/');
+    } catch (error) {
+      if (error instanceof GatewayError) refuse(res, error);
+      else internalError(res, error);
+      return;
+    }
+    if (ref === undefined) {
+      sendError(res, 404, 'not_found', 'send events to POST /ns/<namespace>/fn/<name>');
+      return;
+    }
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      sendError(res, 405, 'method_not_allowed', `${req.method} is not allowed: send events with POST`);
+      return;
+    }
+    const target = ref;
+    readBody(req, bodyLimitBytes, (problem, body) => {
+      if (problem !== undefined) {
+        refuse(res, problem);
+        return;
+      }
       if (dispatcher.draining) res.setHeader('connection', 'close');
-      let parsed: ReturnType<typeof parseEvents>;
+      let parsed: ParsedEvents;
       try {
-        parsed = parseEvents(req.headers, Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
+        parsed = parseEvents(req.headers, body);
       } catch (error) {
-        if (!(error instanceof EventValidationError)) throw error;
+        if (!(error instanceof EventValidationError)) {
+          internalError(res, error);
+          return;
+        }
         metrics.rejected.inc({ reason: 'invalid_event' });
         sendError(res, 400, 'invalid_event', error.message, { errors: error.errors });
         return;
       }
-      const gone = new AbortController();
-      res.on('close', () => {
-        if (!res.writableFinished) gone.abort();
-      });
-      let deliveries: Promise<Reply>[];
       try {
-        deliveries = router.submit(ref, parsed.events, gone.signal);
+        deliver(target, parsed, res);
       } catch (error) {
-        if (!(error instanceof GatewayError)) throw error;
-        sendGatewayError(res, error, retryAfterSeconds);
-        return;
+        internalError(res, error);
       }
-      if (parsed.mode !== 'batch') {
-        try {
-          const reply = await (deliveries[0] as Promise<Reply>);
-          sendReply(res, reply);
-        } catch (error) {
-          if (error instanceof GatewayError) sendGatewayError(res, error, retryAfterSeconds);
-          else sendError(res, 502, 'delivery_failed', errorMessage(error));
-        }
-        return;
-      }
-      const settled = await Promise.allSettled(deliveries);
-      const results = settled.map((outcome, index) => {
-        const id = parsed.events[index]?.id ?? '';
-        if (outcome.status === 'fulfilled') return { id, status: outcome.value.status };
-        const error = outcome.reason;
-        return error instanceof GatewayError
-          ? { id, status: error.status, error: error.code.toLowerCase(), message: error.message }
-          : { id, status: 502, error: 'delivery_failed', message: errorMessage(error) };
-      });
-      const statuses = new Set(results.map((result) => result.status));
-      const status = statuses.size === 1 ? (results[0]?.status ?? 200) : 207;
-      if (results.some((result) => 'error' in result && result.status >= 503)) {
-        res.setHeader('retry-after', String(retryAfterSeconds));
-      }
-      res.status(status).json({ results });
-    },
-  );
-  app.all('/ns/:namespace/fn/:name', (req: Request, res: Response) => {
-    res.setHeader('allow', 'POST');
-    sendError(res, 405, 'method_not_allowed', `${req.method} is not allowed: send events with POST`);
-  });
-  app.use((_req: Request, res: Response) => {
-    sendError(res, 404, 'not_found', 'send events to POST /ns/<namespace>/fn/<name>');
-  });
-  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const status = (error as { status?: unknown }).status;
-    if (typeof status === 'number' && status >= 400 && status < 500) {
-      metrics.rejected.inc({ reason: status === 413 ? 'too_large' : 'bad_request' });
-      sendError(res, status, status === 413 ? 'too_large' : 'bad_request', errorMessage(error));
-      return;
-    }
-    logger.error({ err: errorMessage(error) }, 'unexpected error handling an event');
-    sendError(res, 500, 'internal', 'internal error');
-  });
-  return app;
+    });
+  };
 }
 
 /** The admin port: counts for the scaler (`/v1/counts`, `/v1/counts/stream`), probes and metrics. */

@@ -16,7 +16,7 @@ export {
   encodeHeaderValue,
   parseEvents,
 } from './events.ts';
-export { createAdminRoutes, createEventsApp } from './http.ts';
+export { createAdminRoutes, createEventsHandler, functionOfPath } from './http.ts';
 export {
   type KnativeNamespaceView,
   type KnativeRoute,
@@ -50,4 +50,4 @@ export {
 } from './routes.ts';
 export { type Gateway, type StartOptions, startGateway } from './server.ts';
 export { CountsBroadcaster, DEFAULT_STREAM_TIMING, type StreamTiming } from './stream.ts';
-export { HttpTransport, type Reply, type Transport } from './transport.ts';
+export { type Delivery, HttpTransport, type Reply, type Transport } from './transport.ts';

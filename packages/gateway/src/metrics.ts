@@ -1,5 +1,6 @@
 import { createMetricsRegistry, LATENCY_BUCKETS_SECONDS } from '@afterlife/core';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { BatchedCounter, BucketHistogram } from './series-metrics.ts';
 
 /** `function` is the function's name, or in discovery `knative` the revision's (the unit held and counted). */
 const FN_LABELS = ['namespace', 'function'] as const;
@@ -17,26 +18,27 @@ export interface GaugeSource {
 /** The gateway's Prometheus metrics (one registry per gateway instance). */
 export class GatewayMetrics {
   readonly registry: Registry;
-  readonly accepted: Counter<'namespace' | 'function'>;
-  readonly delivered: Counter<'namespace' | 'function'>;
+  /** Per event: counted in plain numbers by each function's child (`child(labels)`), read at scrape time. */
+  readonly accepted: BatchedCounter<'namespace' | 'function'>;
+  readonly delivered: BatchedCounter<'namespace' | 'function'>;
   readonly failed: Counter<'namespace' | 'function' | 'reason'>;
   readonly rejected: Counter<'reason'>;
   readonly coldStart: Histogram<'namespace' | 'function'>;
-  readonly hold: Histogram<'namespace' | 'function'>;
-  readonly delivery: Histogram<'namespace' | 'function'>;
+  readonly hold: BucketHistogram<'namespace' | 'function'>;
+  readonly delivery: BucketHistogram<'namespace' | 'function'>;
   readonly subscribers: Gauge;
   #source: GaugeSource | undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     this.registry = createMetricsRegistry('gateway', options);
     const registers = [this.registry];
-    this.accepted = new Counter({
+    this.accepted = new BatchedCounter({
       name: 'afterlife_gateway_events_accepted_total',
       help: 'Events accepted for delivery (held or sent at once).',
       labelNames: FN_LABELS,
       registers,
     });
-    this.delivered = new Counter({
+    this.delivered = new BatchedCounter({
       name: 'afterlife_gateway_events_delivered_total',
       help: 'Events the function answered with a status below 500.',
       labelNames: FN_LABELS,
@@ -61,14 +63,14 @@ export class GatewayMetrics {
       buckets: [...COLD_START_BUCKETS_SECONDS],
       registers,
     });
-    this.hold = new Histogram({
+    this.hold = new BucketHistogram({
       name: 'afterlife_gateway_hold_seconds',
       help: 'How long each held event waited for an endpoint.',
       labelNames: FN_LABELS,
       buckets: [...LATENCY_BUCKETS_SECONDS, 60, 120],
       registers,
     });
-    this.delivery = new Histogram({
+    this.delivery = new BucketHistogram({
       name: 'afterlife_gateway_delivery_seconds',
       help: 'One delivery: request sent to the function → full reply read.',
       labelNames: FN_LABELS,

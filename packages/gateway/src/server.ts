@@ -4,7 +4,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { GatewayConfig } from './config.ts';
 import { Dispatcher } from './dispatcher.ts';
 import { EndpointTable } from './endpoints.ts';
-import { createAdminRoutes, createEventsApp } from './http.ts';
+import { createAdminRoutes, createEventsHandler } from './http.ts';
 import { KnativeRouteWatcher } from './knative.ts';
 import { KubeEndpointWatcher } from './kube.ts';
 import { GatewayMetrics } from './metrics.ts';
@@ -99,7 +99,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Sta
         : new KubeEndpointWatcher({ kubeConfig, table: endpoints, discovery: config, logger });
 
   const eventsServer = createServer(
-    createEventsApp({
+    createEventsHandler({
       dispatcher,
       ...(router === undefined ? {} : { router }),
       metrics,

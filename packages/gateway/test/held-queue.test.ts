@@ -101,7 +101,9 @@ describe('HeldQueue', () => {
       assert.deepEqual(failures, [
         { id: 'early', code: 'COLD_START_TIMEOUT', message: 'no ready endpoint for demo/echo within 40 ms' },
       ]);
-      assert.deepEqual(dropped, [true]);
+      // A timer may fire a millisecond before Date.now() reaches the deadline (monotonic vs wall
+      // clock): that sweep expires nothing and reports `false`, then re-arms.
+      assert.deepEqual(dropped.filter(Boolean), [true]);
       assert.equal(queue.pending, 1);
       await waitFor(() => queue.pending === 0, 2000, 'the second expiry');
       assert.ok(Date.now() >= now + 340);
