@@ -282,8 +282,9 @@ export function formatStatusTable(snapshot: StatusSnapshot): string {
   return [line(header), ...rows.map(line)].join('\n');
 }
 
+/** Conditions that say something is wrong: False, except being inactive at zero (NoTraffic) by design. */
 function falseConditions(conditions: readonly Condition[] | undefined): Condition[] {
-  return (conditions ?? []).filter((c) => c.status === 'False' && c.type !== 'Active');
+  return (conditions ?? []).filter((c) => c.status === 'False' && c.type !== 'Active' && c.reason !== 'NoTraffic');
 }
 
 /**
@@ -331,14 +332,16 @@ export function explainFunction(fn: FunctionStatus, gateways: StatusSnapshot['ga
         fix: 'check the autoscaler: kubectl -n afterlife-system logs deploy/afterlife-autoscaler (is it running, leader, allowed to create ScaledObjects?)',
       });
     } else {
-      for (const c of falseConditions(r.conditions.scaledObject)) {
+      // KEDA's Fallback and Paused are False when all is well; Ready=False is the trouble.
+      for (const c of falseConditions(r.conditions.scaledObject).filter((c) => c.type === 'Ready')) {
         problems.push({
           what: `ScaledObject ${r.name} ${c.type}=False (${c.reason ?? ''}): ${c.message ?? ''}`,
           fix: 'KEDA cannot use the trigger: check the scaler address in the ScaledObject and the scaler pods (kubectl -n afterlife-system get pods -l app.kubernetes.io/component=scaler)',
         });
       }
     }
-    for (const c of falseConditions(r.conditions.hpa)) {
+    // ScalingLimited=False only says the bounds are not in the way.
+    for (const c of falseConditions(r.conditions.hpa).filter((c) => c.type !== 'ScalingLimited')) {
       if (c.type === 'ScalingActive' && r.desired === 0) continue; // at zero KEDA holds the HPA inactive
       problems.push({
         what: `HPA keda-hpa-${r.name} ${c.type}=False (${c.reason ?? ''}): ${c.message ?? ''}`,
