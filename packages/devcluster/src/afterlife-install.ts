@@ -10,6 +10,7 @@ import { AfterlifeClusterError } from './cluster-error.ts';
 import { KubeRequestError, kubeRequest } from './kube.ts';
 import { WASM_RUNTIME_HANDLER } from './node.ts';
 import { PACKAGE_ROOT } from './paths.ts';
+import { tcpOpen } from './start/cluster-services.ts';
 import { type WaitOptions, waitFor } from './wait.ts';
 
 const run = promisify(execFile);
@@ -153,6 +154,7 @@ export async function installAfterlife(options: AfterlifeInstallOptions): Promis
   );
   await helm(['upgrade', '--install', '--create-namespace']);
   await waitRollouts(options.kubeConfig, namespace, { timeoutMs, intervalMs: 500 });
+  await waitServicesAnswer(options.kubeConfig, namespace, { timeoutMs, intervalMs: 250 });
   return {
     release,
     namespace,
@@ -194,6 +196,28 @@ async function runtimeClassOwnedElsewhere(kubeConfig: KubeConfig, release: strin
   } catch (error) {
     if (error instanceof KubeRequestError && error.status === 404) return false;
     throw error;
+  }
+}
+
+/**
+ * Ready pods are not yet reachable Services: kube-proxy programs the ClusterIPs a moment later
+ * (longer on a busy machine). Waits until every Service port of the release accepts a TCP
+ * connection through its ClusterIP — what the API server calling the webhook goes through.
+ */
+async function waitServicesAnswer(kubeConfig: KubeConfig, namespace: string, wait: WaitOptions): Promise<void> {
+  const services = (await kubeRequest(kubeConfig, 'GET', `/api/v1/namespaces/${namespace}/services`)) as {
+    items: { metadata: { name: string }; spec?: { clusterIP?: string; ports?: { port: number }[] } }[];
+  };
+  for (const service of services.items) {
+    const ip = service.spec?.clusterIP;
+    if (!ip || ip === 'None') continue;
+    for (const { port } of service.spec?.ports ?? []) {
+      await waitFor(
+        `Service ${namespace}/${service.metadata.name} answering on ${ip}:${port}`,
+        () => tcpOpen(ip, port),
+        wait,
+      );
+    }
   }
 }
 

@@ -147,7 +147,8 @@ export async function writeClusterResolvConf(stateDir: string): Promise<string> 
   return file;
 }
 
-async function tcpOpen(host: string, port: number): Promise<true | undefined> {
+/** True once `host:port` accepts a TCP connection (undefined until then, for waitFor). */
+export async function tcpOpen(host: string, port: number): Promise<true | undefined> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
     socket.once('connect', () => {
