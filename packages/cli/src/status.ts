@@ -122,7 +122,10 @@ async function gatewayCounts(
     }
     return { snapshots, answered, unreachable };
   }
-  const pods = await list(kubeConfig, '/api/v1/pods?labelSelector=app.kubernetes.io/name%3Dafterlife,app.kubernetes.io/component%3Dgateway');
+  const pods = await list(
+    kubeConfig,
+    '/api/v1/pods?labelSelector=app.kubernetes.io/name%3Dafterlife,app.kubernetes.io/component%3Dgateway',
+  );
   for (const pod of pods) {
     const where = `${pod.metadata.namespace}/${pod.metadata.name}`;
     const port = pod.spec?.containers?.flatMap((c) => c.ports ?? []).find((p) => p.name === 'admin')?.containerPort;
