@@ -268,7 +268,8 @@ describe('Afterlife autoscaler: real Knative revisions scaled 0 ↔ N through KE
         await sleep(250);
       }
     })();
-    const replies = await Promise.all(Array.from({ length: 8 }, () => send('hello', 4000)));
+    // Work long enough that a second pod can start and turn Ready while the events are still in flight.
+    const replies = await Promise.all(Array.from({ length: 8 }, () => send('hello', 10_000)));
     await watcher;
     assert.deepEqual(
       replies.filter((r) => r.status !== 200),
