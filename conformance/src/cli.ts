@@ -11,13 +11,16 @@ Usage:
   afterlife-conformance [--kubeconfig P] [--context C] [--local] [--keep]
                         [--workload-image IMG] [--profile short|full] [--report-dir DIR]
                         [--gateway-url URL] [--gateway-admin-url URL] [--scaler-address HOST:PORT]
+                        [--scaler-admin-url URL]
                         [--namespace-prefix P] [--load-rate N] [--load-duration S]
                         [--load-concurrency N] [--expected-replicas N] [--compare PREVIOUS.json]
 
   --local               start a local devcluster with Afterlife and run against it
   --gateway-url         the gateway's event port as reachable from here (required on a cluster;
                         e.g. kubectl -n afterlife-system port-forward svc/afterlife-gateway 8080:80)
-  --gateway-admin-url   the gateway's admin port (/readyz, /v1/counts), optional
+  --gateway-admin-url   the gateway's admin port (/readyz, /v1/counts, /v1/cold-starts), optional
+  --scaler-admin-url    the scaler's metrics port (/v1/activations), optional: the cold-start
+                        trace's scaler hop
   --keep                keep the test namespace (and the local stack) for debugging
   --compare FILE        show each headline figure next to a previous run's (its conformance.json)
 Exit code: 0 all passed, 1 a check or scenario failed, 2 usage error.
@@ -45,6 +48,7 @@ export async function runConformanceCli(argv: string[]): Promise<number> {
       'gateway-url': { type: 'string' },
       'gateway-admin-url': { type: 'string' },
       'scaler-address': { type: 'string' },
+      'scaler-admin-url': { type: 'string' },
       'namespace-prefix': { type: 'string' },
       'load-rate': { type: 'string' },
       'load-duration': { type: 'string' },
@@ -85,6 +89,7 @@ export async function runConformanceCli(argv: string[]): Promise<number> {
     ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
     ...(values['gateway-admin-url'] ? { gatewayAdminUrl: values['gateway-admin-url'] } : {}),
     ...(values['scaler-address'] ? { scalerAddress: values['scaler-address'] } : {}),
+    ...(values['scaler-admin-url'] ? { scalerAdminUrl: values['scaler-admin-url'] } : {}),
     ...(previous ? { previous } : {}),
   });
   let interrupted = false;

@@ -55,6 +55,8 @@ export interface SuiteContext {
   readonly namespace: string;
   readonly gatewayUrl: string;
   readonly gatewayAdminUrl: string | undefined;
+  /** The scaler's metrics port, for the cold-start trace's scaler hop. */
+  readonly scalerAdminUrl: string | undefined;
   readonly image: string;
   readonly runtimeClassName: string;
   readonly profile: Profile;

@@ -99,3 +99,14 @@ export {
   startConformance,
 } from './runner.ts';
 export { LOCAL_NAMESPACE, SCENARIOS, type Scenario } from './scenarios.ts';
+export {
+  type ColdStartHop,
+  type ColdStartTrace,
+  type ColdStartTraceOptions,
+  type ColdStartTracer,
+  formatTrace,
+  type HopId,
+  startColdStartTrace,
+  traceOffsets,
+  traceWaterfall,
+} from './trace.ts';

@@ -94,12 +94,16 @@ const METRIC_LABELS: Readonly<Record<string, { label: string; unit?: Unit | 'tex
   observedSeconds: { label: 'observed for', unit: 's' },
   skipped: { label: 'not run', unit: 'text' },
   loadEndedAtMs: { label: 'load ended at', hidden: true },
+  deliveredVia: { label: 'first event delivered on', unit: 'text' },
 };
+
+/** `trace.<hop>Ms`: the cold-start hops, drawn as the waterfall; in the JSON as numbers too. */
+const TRACE_METRIC_PREFIX = 'trace.';
 
 /** "firstEventLatencyMs" → "first event latency" with the unit its suffix names. */
 function metricFact(key: string, value: number | string | boolean): Fact | undefined {
   const known = METRIC_LABELS[key];
-  if (known?.hidden) return undefined;
+  if (known?.hidden || key.startsWith(TRACE_METRIC_PREFIX)) return undefined;
   const unit: Unit | 'text' =
     known?.unit ?? (/Ms$/.test(key) ? 'ms' : /Seconds$/.test(key) ? 's' : typeof value === 'number' ? 'count' : 'text');
   const label =

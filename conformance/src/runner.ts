@@ -35,6 +35,8 @@ export interface ConformanceOptions {
   readonly gatewayUrl?: string;
   readonly gatewayAdminUrl?: string;
   readonly scalerAddress?: string;
+  /** The scaler's metrics port (`/v1/activations`), for the cold-start trace. */
+  readonly scalerAdminUrl?: string;
   readonly namespacePrefix: string;
   readonly runtimeClassName?: string;
   readonly knativeNamespace?: string;
@@ -144,6 +146,7 @@ async function run(
   let gatewayUrl = options.gatewayUrl;
   let gatewayAdminUrl = options.gatewayAdminUrl;
   let scalerAddress = options.scalerAddress;
+  let scalerAdminUrl = options.scalerAdminUrl;
   let image = options.workloadImage ?? DEFAULT_WORKLOAD_IMAGE;
   let local: LocalAfterlife | undefined;
   let versionFallbacks: VersionFallbacks | undefined;
@@ -164,6 +167,7 @@ async function run(
     gatewayUrl = `http://127.0.0.1:${local.ports.gateway}`;
     gatewayAdminUrl = `http://127.0.0.1:${local.ports.gatewayAdmin}`;
     scalerAddress = `127.0.0.1:${local.ports.scaler}`;
+    scalerAdminUrl = `http://127.0.0.1:${local.ports.scalerMetrics}`;
     image = options.workloadImage ?? local.image;
     versionFallbacks = local.versions;
   } else {
@@ -238,6 +242,7 @@ async function run(
     namespace,
     gatewayUrl: gatewayUrl ?? '',
     gatewayAdminUrl,
+    scalerAdminUrl,
     image,
     runtimeClassName: options.runtimeClassName ?? 'wasmedge',
     profile,

@@ -12,6 +12,7 @@ import {
 } from '@afterlife/webhook';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import {
+  type FunctionUnderTest,
   gatewayCounts,
   gatewayDelivered,
   type ReplicaState,
@@ -23,6 +24,7 @@ import {
 } from './context.ts';
 import { ConformanceError } from './errors.ts';
 import { type EventOutcome, percentile, sendBurst, sendEvent } from './load.ts';
+import { formatTrace, startColdStartTrace, traceOffsets, traceWaterfall } from './trace.ts';
 
 /** A scenario: a mocha test body over the shared context. */
 export interface Scenario {
@@ -278,48 +280,84 @@ const scaleFromZero: Scenario = {
     const fn = needFunction(ctx);
     const state = await waitForZero(ctx, fn.deployment, await scaleDownBoundMs(ctx, fn.deployment));
     rec.notes.push(`before: ${state}`);
+    // The chain hop by hop: watches of the revision's Deployment, pods and EndpointSlice, plus the
+    // gateway's and scaler's own records (when their admin URLs are known).
+    const tracer = await startColdStartTrace({
+      kubeConfig: ctx.kubeConfig,
+      namespace: ctx.namespace,
+      revision: fn.revision,
+      deployment: fn.deployment,
+      gatewayAdminUrl: ctx.gatewayAdminUrl,
+      scalerAdminUrl: ctx.scalerAdminUrl,
+    });
     rec.start = ctx.clock();
     rec.markers.push({ t: rec.start, label: 'event sent at 0 replicas', kind: 'phase' });
-    const outcome = await sendEvent({ url: fn.url, workMs: 0 }, 'scale-from-zero', ctx.clock);
-    rec.events.push(outcome);
-    rec.markers.push({ t: outcome.sentAt + outcome.latencyMs, label: `reply ${outcome.status}`, kind: 'event' });
-    rec.metrics.firstEventLatencyMs = Math.round(outcome.latencyMs);
-    const problem = checkOutcome(outcome);
-    const after = await readReplicas(ctx.kubeConfig, ctx.namespace, fn.deployment).catch(
-      (e: unknown): ReplicaState => ({ desired: -1, ready: -1, text: errorMessage(e) }),
-    );
-    if (problem) {
-      fail(
-        `the first event was not delivered from zero: ${problem} after ${ms(outcome.latencyMs)}; last observed ${after.text}. Is the scaler reachable by KEDA (ScaledObject trigger scalerAddress ${fn.scalerAddress}) and the gateway holding the event?`,
-      );
+    const sentAt = Date.now();
+    try {
+      await wakeFromZero(ctx, rec, fn);
+    } catch (error) {
+      tracer.stop();
+      throw error;
     }
-    const ready = await waitUntil(
-      `${fn.deployment} to report a ready replica`,
-      async () => {
-        const r = await readReplicas(ctx.kubeConfig, ctx.namespace, fn.deployment);
-        return { done: r.ready >= 1, state: r.text };
-      },
-      30_000,
-    );
-    rec.metrics.zeroToReadyMs = Math.round(ctx.clock() - rec.start);
-    const pods = await ctx.kubeConfig
-      .makeApiClient(CoreV1Api)
-      .listNamespacedPod({ namespace: ctx.namespace, labelSelector: `serving.knative.dev/service=${fn.name}` });
-    const running = pods.items.filter((p) => p.status?.phase === 'Running');
-    for (const pod of running) {
-      if (pod.spec?.runtimeClassName !== ctx.runtimeClassName) {
-        fail(`pod ${pod.metadata?.name} runs with runtimeClassName=${pod.spec?.runtimeClassName ?? '(none)'}`);
-      }
+    const outcome = rec.events.at(-1) as EventOutcome;
+    // After the checks: KEDA may scale back to zero a cooldown after the reply, so nothing waits before them.
+    const trace = await tracer.finish({ sentAt, repliedAt: sentAt + outcome.latencyMs });
+    rec.waterfall.push(...traceWaterfall(trace, rec.start));
+    for (const [hop, offset] of Object.entries(traceOffsets(trace))) {
+      rec.metrics[`trace.${hop.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())}Ms`] = offset;
     }
-    rec.metrics.podsWithRuntimeClass = running.length;
-    rec.notes.push(
-      `after: ${ready}; pods running with ${ctx.runtimeClassName}: ${running.map((p) => `${p.metadata?.name}@${p.spec?.nodeName}`).join(', ')}`,
-    );
-    ctx.print(
-      `    first event answered in ${ms(outcome.latencyMs)} (echoed id matches); ${running.length} pod(s) with runtimeClassName ${ctx.runtimeClassName}`,
-    );
+    rec.metrics.deliveredVia =
+      trace.via === 'probe'
+        ? 'the queue-proxy probe (before kubelet Ready)'
+        : trace.via === 'ready'
+          ? 'EndpointSlice ready'
+          : 'unknown (no gateway record)';
+    for (const line of formatTrace(trace)) rec.notes.push(`trace: ${line}`);
+    for (const line of formatTrace(trace)) ctx.print(`      ${line}`);
   },
 };
+
+/** Scenario 2's event and checks: sent at zero, answered, the revision ready, its pods under the runtime class. */
+async function wakeFromZero(ctx: SuiteContext, rec: ScenarioRecord, fn: FunctionUnderTest): Promise<void> {
+  const outcome = await sendEvent({ url: fn.url, workMs: 0 }, 'scale-from-zero', ctx.clock);
+  rec.events.push(outcome);
+  rec.markers.push({ t: outcome.sentAt + outcome.latencyMs, label: `reply ${outcome.status}`, kind: 'event' });
+  rec.metrics.firstEventLatencyMs = Math.round(outcome.latencyMs);
+  const problem = checkOutcome(outcome);
+  const after = await readReplicas(ctx.kubeConfig, ctx.namespace, fn.deployment).catch(
+    (e: unknown): ReplicaState => ({ desired: -1, ready: -1, text: errorMessage(e) }),
+  );
+  if (problem) {
+    fail(
+      `the first event was not delivered from zero: ${problem} after ${ms(outcome.latencyMs)}; last observed ${after.text}. Is the scaler reachable by KEDA (ScaledObject trigger scalerAddress ${fn.scalerAddress}) and the gateway holding the event?`,
+    );
+  }
+  const ready = await waitUntil(
+    `${fn.deployment} to report a ready replica`,
+    async () => {
+      const r = await readReplicas(ctx.kubeConfig, ctx.namespace, fn.deployment);
+      return { done: r.ready >= 1, state: r.text };
+    },
+    30_000,
+  );
+  rec.metrics.zeroToReadyMs = Math.round(ctx.clock() - rec.start);
+  const pods = await ctx.kubeConfig
+    .makeApiClient(CoreV1Api)
+    .listNamespacedPod({ namespace: ctx.namespace, labelSelector: `serving.knative.dev/service=${fn.name}` });
+  const running = pods.items.filter((p) => p.status?.phase === 'Running');
+  for (const pod of running) {
+    if (pod.spec?.runtimeClassName !== ctx.runtimeClassName) {
+      fail(`pod ${pod.metadata?.name} runs with runtimeClassName=${pod.spec?.runtimeClassName ?? '(none)'}`);
+    }
+  }
+  rec.metrics.podsWithRuntimeClass = running.length;
+  rec.notes.push(
+    `after: ${ready}; pods running with ${ctx.runtimeClassName}: ${running.map((p) => `${p.metadata?.name}@${p.spec?.nodeName}`).join(', ')}`,
+  );
+  ctx.print(
+    `    first event answered in ${ms(outcome.latencyMs)} (echoed id matches); ${running.length} pod(s) with runtimeClassName ${ctx.runtimeClassName}`,
+  );
+}
 
 const scaleUp: Scenario = {
   id: 'scale-up',

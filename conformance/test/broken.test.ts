@@ -74,6 +74,7 @@ describe('broken setups fail with the right message', function () {
       namespace,
       gatewayUrl: `http://127.0.0.1:${ports.gateway}`,
       gatewayAdminUrl: undefined,
+      scalerAdminUrl: undefined,
       image,
       runtimeClassName: 'wasmedge',
       profile: PROFILES.short,

@@ -157,6 +157,18 @@ describe('afterlife-conformance CLI', function () {
       return value as number;
     };
     assert.ok(num('scale-from-zero', 'firstEventLatencyMs') > 0);
+    // The cold start traced hop by hop, from the gateway's, the scaler's and the API server's records.
+    const coldStart = result.scenarios.find((s) => s.id === 'scale-from-zero');
+    for (const hop of ['held', 'scalerPushed', 'kedaScaled', 'podCreated', 'podReady', 'delivered', 'reply']) {
+      const at = num('scale-from-zero', `trace.${hop}Ms`);
+      assert.ok(at >= 0 && at <= num('scale-from-zero', 'firstEventLatencyMs') + 10_000, `${hop} at ${at} ms`);
+    }
+    assert.ok(
+      num('scale-from-zero', 'trace.heldMs') <= num('scale-from-zero', 'trace.deliveredMs') &&
+        num('scale-from-zero', 'trace.deliveredMs') <= num('scale-from-zero', 'trace.replyMs'),
+      'held → delivered → reply in order',
+    );
+    assert.ok((coldStart?.waterfall?.length ?? 0) >= 8, 'a waterfall of the hops');
     assert.ok(num('scale-up', 'p50Ms') > 0);
     assert.ok(num('scale-up', 'p99Ms') >= num('scale-up', 'p50Ms'));
     assert.ok(num('scale-up', 'maxReadyReplicas') >= 2);
@@ -192,6 +204,8 @@ describe('afterlife-conformance CLI', function () {
     assert.match(html, /<table class="headline">/);
     assert.match(html, /<th scope="col">previous run<\/th>/);
     assert.equal(html.match(/<section class="scenario /g)?.length, 6);
+    assert.match(html, /<figure class="waterfall" id="scale-from-zero-waterfall">/);
+    assert.match(html, /KEDA scaled the Deployment 0 → 1/);
     for (const raw of ['firstEventLatencyMs', 'zeroToReadyMs', 'loadEndedAtMs', 'idleToZeroMs']) {
       assert.ok(!html.includes(raw), `raw metric key ${raw} in the HTML`);
     }

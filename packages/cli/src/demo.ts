@@ -4,6 +4,7 @@ import {
   PROFILES as CONFORMANCE_PROFILES,
   detectEnvironment,
   type EventOutcome,
+  formatTrace,
   headlineLines,
   isDelivered,
   isRefused,
@@ -12,16 +13,19 @@ import {
   previousRunLine,
   sendBurst,
   sendEvent,
+  startColdStartTrace,
   startLocalAfterlife,
+  traceWaterfall,
 } from '@afterlife/conformance';
 import {
   AFTERLIFE_AUTOSCALER_CLASS,
   countsOf,
   fetchCounts,
   type Logger,
+  trackPodStarts,
   WASM_VARIANT_ANNOTATION,
 } from '@afterlife/core';
-import { applyObjects, trackPodStarts, waitFor } from '@afterlife/devcluster';
+import { applyObjects, waitFor } from '@afterlife/devcluster';
 import {
   ANNOTATION_AUTOSCALING_CLASS,
   LABEL_RUNTIME,
@@ -275,16 +279,32 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 
     // Phase 2: one event from zero.
     print('▸ phase one-event: a single CloudEvent while at zero');
+    const tracer = await startColdStartTrace({
+      kubeConfig,
+      namespace: NAMESPACE,
+      revision: REVISION,
+      deployment: DEPLOYMENT,
+      gatewayAdminUrl: `http://127.0.0.1:${ports.gatewayAdmin}`,
+      scalerAdminUrl: `http://127.0.0.1:${ports.scalerMetrics}`,
+    });
     start = clock();
     const firstTicker = setInterval(() => progress('one-event'), 250);
-    const first = await sendEvent({ ...target, workMs: 0 }, 'one-event', clock);
-    clearInterval(firstTicker);
+    const firstSentAt = Date.now();
+    const first = await sendEvent({ ...target, workMs: 0 }, 'one-event', clock)
+      .catch((error: unknown) => {
+        tracer.stop();
+        throw error;
+      })
+      .finally(() => clearInterval(firstTicker));
+    const trace = await tracer.finish({ sentAt: firstSentAt, repliedAt: firstSentAt + first.latencyMs });
     events.push(first);
     phases.push({ name: 'one-event', start, end: clock() });
     const oneEventStart = start;
     print(
       `  first event answered with ${first.status} in ${first.latencyMs.toFixed(0)} ms (echoed id ${first.echoedId === first.id ? 'matches' : 'MISSING'})`,
     );
+    print('  the cold start, hop by hop (ms after the event was sent; step since the hop before):');
+    for (const line of formatTrace(trace)) print(`    ${line}`);
 
     // Phase 3: burst.
     const capacity = capacityOf(profile, local.gateway.replicaConcurrency);
@@ -382,6 +402,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       markers,
       samples,
       events,
+      coldStartTrace: trace,
+      waterfall: traceWaterfall(trace, oneEventStart),
     };
     const report: DemoReport = { ...base, headline: demoHeadline(base) };
     const files = await writeReport(options.reportDir, report, options.previous ? { previous: options.previous } : {});

@@ -4,6 +4,7 @@ import {
   type ChartMarker,
   type ChartSeries,
   type ChartSpec,
+  type ColdStartTrace,
   type EventOutcome,
   environmentFacts,
   eventTotals,
@@ -163,6 +164,8 @@ export interface DemoReport {
   readonly events: readonly EventOutcome[];
   /** Cold-start steps, when recorded. */
   readonly waterfall?: readonly WaterfallStep[];
+  /** The first event's cold start, hop by hop (epoch ms, with each time's source). */
+  readonly coldStartTrace?: ColdStartTrace;
 }
 
 /** The same quantity gets the same look in every chart of the report. */

@@ -8,6 +8,7 @@ import {
   AFTERLIFE_AUTOSCALER_CLASS,
   type CountsSnapshot,
   errorMessage,
+  isRecord,
   parseCountsSnapshot,
   parseFlags,
   UsageError,
@@ -66,6 +67,8 @@ export interface RevisionStatus {
   };
   /** Why pods of the revision do not start (waiting reasons, unschedulable), when they do not. */
   readonly podProblems: readonly string[];
+  /** Its last cold start as the gateways recorded it; null when none is on record. */
+  readonly lastColdStart: ColdStartSummary | null;
 }
 
 export interface FunctionStatus {
@@ -102,25 +105,71 @@ const get = async (kubeConfig: KubeConfig, path: string): Promise<Obj | undefine
 const list = async (kubeConfig: KubeConfig, path: string): Promise<Obj[]> =>
   ((await kubeRequest(kubeConfig, 'GET', path)) as List).items;
 
-/** Counts of every gateway: the chart's gateway pods through the API server's pod proxy, or the given URLs. */
-async function gatewayCounts(
-  kubeConfig: KubeConfig,
-  urls: readonly string[] | undefined,
-): Promise<{ snapshots: CountsSnapshot[]; answered: string[]; unreachable: string[] }> {
-  const snapshots: CountsSnapshot[] = [];
-  const answered: string[] = [];
-  const unreachable: string[] = [];
+/** The last cold start of a revision as a gateway recorded it (`/v1/cold-starts`). */
+export interface ColdStartSummary {
+  /** When the first event was held (ISO 8601, the gateway's clock). */
+  readonly at: string;
+  /** Held → reply at the gateway (→ delivery started, when no reply came). */
+  readonly durationMs: number;
+  /** `probe`: delivered once queue-proxy answered, before kubelet Ready; `ready`: after the EndpointSlice said ready. */
+  readonly via: 'probe' | 'ready';
+}
+
+interface GatewayColdStart {
+  readonly namespace: string;
+  readonly name: string;
+  readonly heldAt: number;
+  readonly deliveredAt: number;
+  readonly repliedAt: number | null;
+  readonly via: 'probe' | 'ready';
+}
+
+/** The well-formed records of a `/v1/cold-starts` answer (a gateway from before it had them: none). */
+function coldStartRecords(body: unknown): GatewayColdStart[] {
+  const list = isRecord(body) && Array.isArray(body.coldStarts) ? body.coldStarts : [];
+  return list.filter(
+    (entry): entry is GatewayColdStart =>
+      isRecord(entry) &&
+      typeof entry.namespace === 'string' &&
+      typeof entry.name === 'string' &&
+      typeof entry.heldAt === 'number' &&
+      typeof entry.deliveredAt === 'number' &&
+      (entry.via === 'probe' || entry.via === 'ready'),
+  );
+}
+
+interface GatewayView {
+  readonly snapshots: CountsSnapshot[];
+  readonly coldStarts: GatewayColdStart[];
+  readonly answered: string[];
+  readonly unreachable: string[];
+}
+
+/**
+ * Counts and cold starts of every gateway: the chart's gateway pods through the API server's pod
+ * proxy, or the given URLs. A gateway that answers counts but not cold starts still counts as answered.
+ */
+async function gatewayView(kubeConfig: KubeConfig, urls: readonly string[] | undefined): Promise<GatewayView> {
+  const view: GatewayView = { snapshots: [], coldStarts: [], answered: [], unreachable: [] };
+  const ask = async (where: string, getPath: (path: string) => Promise<unknown>) => {
+    try {
+      view.snapshots.push(parseCountsSnapshot(await getPath('/v1/counts')));
+      view.answered.push(where);
+    } catch (error) {
+      view.unreachable.push(`${where}: ${errorMessage(error)}`);
+      return;
+    }
+    view.coldStarts.push(...coldStartRecords(await getPath('/v1/cold-starts').catch(() => undefined)));
+  };
   if (urls && urls.length > 0) {
     for (const url of urls) {
-      try {
-        const response = await fetch(new URL('/v1/counts', url), { signal: AbortSignal.timeout(3000) });
-        snapshots.push(parseCountsSnapshot(await response.json()));
-        answered.push(url);
-      } catch (error) {
-        unreachable.push(`${url}: ${errorMessage(error)}`);
-      }
+      await ask(url, async (path) => {
+        const response = await fetch(new URL(path, url), { signal: AbortSignal.timeout(3000) });
+        if (!response.ok) throw new Error(`${path} answered ${response.status}`);
+        return response.json();
+      });
     }
-    return { snapshots, answered, unreachable };
+    return view;
   }
   const pods = await list(
     kubeConfig,
@@ -130,19 +179,30 @@ async function gatewayCounts(
     const where = `${pod.metadata.namespace}/${pod.metadata.name}`;
     const port = pod.spec?.containers?.flatMap((c) => c.ports ?? []).find((p) => p.name === 'admin')?.containerPort;
     if (pod.status?.phase !== 'Running' || port === undefined) continue;
-    try {
-      const body = await kubeRequest(
+    await ask(where, (path) =>
+      kubeRequest(
         kubeConfig,
         'GET',
-        `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}:${port}/proxy/v1/counts`,
-      );
-      snapshots.push(parseCountsSnapshot(body));
-      answered.push(where);
-    } catch (error) {
-      unreachable.push(`${where}: ${errorMessage(error)}`);
-    }
+        `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}:${port}/proxy${path}`,
+      ),
+    );
   }
-  return { snapshots, answered, unreachable };
+  return view;
+}
+
+/** The latest cold start of `namespace/name` over all gateways' records. */
+function lastColdStart(records: readonly GatewayColdStart[], namespace: string, name: string): ColdStartSummary | null {
+  let latest: GatewayColdStart | undefined;
+  for (const record of records) {
+    if (record.namespace !== namespace || record.name !== name) continue;
+    if (latest === undefined || record.heldAt > latest.heldAt) latest = record;
+  }
+  if (latest === undefined) return null;
+  return {
+    at: new Date(latest.heldAt).toISOString(),
+    durationMs: (latest.repliedAt ?? latest.deliveredAt) - latest.heldAt,
+    via: latest.via,
+  };
 }
 
 function podProblems(pods: readonly Obj[]): string[] {
@@ -165,7 +225,7 @@ export async function collectStatus(kubeConfig: KubeConfig, options: StatusOptio
   const scope = options.namespace ? `/namespaces/${options.namespace}` : '';
   let services = await list(kubeConfig, `/apis/serving.knative.dev/v1${scope}/services`);
   if (options.name) services = services.filter((s) => s.metadata.name === options.name);
-  const { snapshots, answered, unreachable } = await gatewayCounts(kubeConfig, options.gatewayAdminUrls);
+  const { snapshots, coldStarts, answered, unreachable } = await gatewayView(kubeConfig, options.gatewayAdminUrls);
   const counts = new Map<
     string,
     { pending: number; inFlight: number; rate: number; delivered: number; failed: number }
@@ -233,6 +293,8 @@ export async function collectStatus(kubeConfig: KubeConfig, options: StatusOptio
           hpa: hpa?.status?.conditions,
         },
         podProblems: podProblems(pods),
+        lastColdStart:
+          lastColdStart(coldStarts, namespace, name) ?? lastColdStart(coldStarts, namespace, service.metadata.name),
       });
     }
     functions.push({
@@ -247,8 +309,23 @@ export async function collectStatus(kubeConfig: KubeConfig, options: StatusOptio
   return { functions, gateways: { answered, unreachable } };
 }
 
+/** An age the way `kubectl get` prints one: 45s, 12m, 3h, 2d. */
+export function formatAge(ms: number): string {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 172_800) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86_400)}d`;
+}
+
+/** `842ms, 3m ago` — the last cold start's duration and how long ago it began. */
+function coldStartCell(cold: ColdStartSummary | null | undefined, now: number): string {
+  if (!cold) return '-';
+  return `${Math.round(cold.durationMs)}ms, ${formatAge(now - Date.parse(cold.at))} ago`;
+}
+
 /** The `kubectl get`-style table: one line per routed revision. */
-export function formatStatusTable(snapshot: StatusSnapshot): string {
+export function formatStatusTable(snapshot: StatusSnapshot, now = Date.now()): string {
   const header = [
     'NAMESPACE',
     'FUNCTION',
@@ -260,6 +337,7 @@ export function formatStatusTable(snapshot: StatusSnapshot): string {
     'IN-FLIGHT',
     'RATE/S',
     'DELIVERED',
+    'LAST COLD START',
   ];
   const rows = snapshot.functions.flatMap((fn) =>
     (fn.revisions.length > 0 ? fn.revisions : [undefined]).map((r) => [
@@ -273,6 +351,7 @@ export function formatStatusTable(snapshot: StatusSnapshot): string {
       String(r?.inFlight ?? 0),
       (r?.ratePerSecond ?? 0).toFixed(1),
       String(r?.delivered ?? 0),
+      coldStartCell(r?.lastColdStart, now),
     ]),
   );
   if (rows.length === 0) return 'No functions (Knative Services) found.';
@@ -313,6 +392,11 @@ export function explainFunction(fn: FunctionStatus, gateways: StatusSnapshot['ga
     lines.push(
       `  revision ${r.name} (${r.percent}% of traffic): ${r.ready}/${r.desired} replicas ready, ${r.pending} held, ${r.inFlight} in flight, ${r.ratePerSecond.toFixed(1)} events/s`,
     );
+    if (r.lastColdStart) {
+      lines.push(
+        `    last cold start ${r.lastColdStart.at}: ${Math.round(r.lastColdStart.durationMs)} ms from the first held event to its reply (${r.lastColdStart.via === 'probe' ? 'delivered on the queue-proxy probe, before kubelet Ready' : 'delivered once the EndpointSlice said ready'})`,
+      );
+    }
     if (r.autoscalingClass !== AFTERLIFE_AUTOSCALER_CLASS) {
       problems.push({
         what: `${r.name} is scaled by ${r.autoscalingClass}, not by Afterlife: events do not wake it from zero`,

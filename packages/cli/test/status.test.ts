@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { type AfterlifeInstall, installAfterlife, kubeRequest, waitFor } from '@afterlife/devcluster';
 import { useCluster, useKnativeFeatures, useKnativeServing } from '@afterlife/devcluster/testing';
 import { parse } from 'yaml';
-import { collectStatus, explainFunction, runStatusCommand, type StatusSnapshot } from '../src/status.ts';
+import {
+  collectStatus,
+  explainFunction,
+  formatAge,
+  formatStatusTable,
+  runStatusCommand,
+  type StatusSnapshot,
+} from '../src/status.ts';
 
 describe('afterlife status (flags, no cluster)', () => {
   const io = { print: () => undefined, kubeConfig: () => assert.fail('no cluster needed') };
@@ -26,6 +33,51 @@ describe('afterlife status (flags, no cluster)', () => {
       });
     });
   }
+
+  it('shows the last cold start as its duration and age, kubectl style', () => {
+    assert.deepEqual([0, 45_000, 119_999, 120_000, 7_199_000, 7_200_000, 172_800_000].map(formatAge), [
+      '0s',
+      '45s',
+      '119s',
+      '2m',
+      '119m',
+      '2h',
+      '2d',
+    ]);
+    const now = Date.parse('2026-12-01T12:00:00Z');
+    const revision = {
+      name: 'echo-00001',
+      percent: 100,
+      desired: 0,
+      ready: 0,
+      pending: 0,
+      inFlight: 0,
+      ratePerSecond: 0,
+      delivered: 3,
+      failed: 0,
+      autoscalingClass: 'afterlife.dev',
+      conditions: { podAutoscaler: [], scaledObject: [], hpa: [] },
+      podProblems: [],
+      lastColdStart: { at: '2026-12-01T11:57:00Z', durationMs: 812.4, via: 'probe' as const },
+    };
+    const snapshot: StatusSnapshot = {
+      functions: [
+        { namespace: 'demo', name: 'echo', ready: true, readyMessage: '', revisions: [revision] },
+        {
+          namespace: 'demo',
+          name: 'fresh',
+          ready: true,
+          readyMessage: '',
+          revisions: [{ ...revision, name: 'fresh-00001', lastColdStart: null }],
+        },
+      ],
+      gateways: { answered: ['g'], unreachable: [] },
+    };
+    const [header, echo, fresh] = formatStatusTable(snapshot, now).split('\n');
+    assert.match(header ?? '', /DELIVERED\s+LAST COLD START$/);
+    assert.match(echo ?? '', /\s3\s+812ms, 3m ago$/);
+    assert.match(fresh ?? '', /\s3\s+-$/);
+  });
 });
 
 describe('afterlife status (devcluster, Afterlife installed with helm)', function () {
@@ -112,11 +164,18 @@ describe('afterlife status (devcluster, Afterlife installed with helm)', functio
     assert.equal(reply.status, 200);
     const after = await statusOf('hello');
     assert.ok((after.functions[0]?.revisions[0]?.delivered ?? 0) >= 1, JSON.stringify(after.functions[0]));
+    // The wake-up is on record at the gateway: when, how long to the reply, how it was delivered.
+    const cold = after.functions[0]?.revisions[0]?.lastColdStart;
+    assert.ok(cold, JSON.stringify(after.functions[0]));
+    assert.ok(cold.via === 'probe' || cold.via === 'ready', cold.via);
+    assert.ok(cold.durationMs > 0 && cold.durationMs < 90_000, String(cold.durationMs));
+    assert.ok(Date.now() - Date.parse(cold.at) < 120_000, cold.at);
 
     const lines: string[] = [];
     const io = { print: (text: string) => lines.push(text), kubeConfig: () => kubeConfig() };
     assert.equal(await runStatusCommand(['-n', ns()], io), 0);
-    assert.match(lines.join('\n'), /NAMESPACE\s+FUNCTION\s+READY\s+REVISION/);
+    assert.match(lines.join('\n'), /NAMESPACE\s+FUNCTION\s+READY\s+REVISION.*LAST COLD START/);
+    assert.match(lines.join('\n'), /\d+ms, \d+s ago/);
     assert.match(lines.join('\n'), new RegExp(`${ns()}\\s+hello\\s+(True|False)\\s+hello-00001\\s+100%`));
     lines.length = 0;
     assert.equal(await runStatusCommand(['-n', ns(), '-o', 'json'], io), 0);

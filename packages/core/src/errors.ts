@@ -30,7 +30,9 @@ export type CoreErrorCode =
   /** An HTTP(S) probe got no answer in time or could not connect. */
   | 'PROBE_FAILED'
   /** An image reference does not follow the OCI / Docker reference grammar. */
-  | 'IMAGE_REFERENCE_INVALID';
+  | 'IMAGE_REFERENCE_INVALID'
+  /** Something watched for did not happen in time (a pod's IP, …). */
+  | 'WAIT_TIMEOUT';
 
 /** An error raised by core itself. */
 export class CoreError extends AfterlifeError<CoreErrorCode> {}

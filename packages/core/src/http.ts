@@ -150,6 +150,10 @@ export interface ProbeOptions {
   readonly key?: string | Buffer;
   /** Connect + answer deadline (default 2000 ms). */
   readonly timeoutMs?: number;
+  /** Request headers (e.g. Knative's `K-Network-Probe`). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Aborts the probe (it rejects with `PROBE_FAILED`). */
+  readonly signal?: AbortSignal;
 }
 
 function describeTarget(target: ProbeTarget): string {
@@ -176,15 +180,18 @@ export function probeStatus(target: ProbeTarget, options: ProbeOptions = {}): Pr
       ...(options.cert === undefined ? {} : { cert: options.cert }),
       ...(options.key === undefined ? {} : { key: options.key }),
     };
+    const common = {
+      timeout: timeoutMs,
+      agent: false as const,
+      ...(options.headers === undefined ? {} : { headers: { ...options.headers } }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    };
     const req =
       typeof target !== 'string'
-        ? httpRequest(
-            { socketPath: target.socketPath, path: target.path, timeout: timeoutMs, agent: false },
-            onResponse,
-          )
+        ? httpRequest({ socketPath: target.socketPath, path: target.path, ...common }, onResponse)
         : target.startsWith('https:')
-          ? httpsRequest(target, { ...tls, timeout: timeoutMs, agent: false }, onResponse)
-          : httpRequest(target, { timeout: timeoutMs, agent: false }, onResponse);
+          ? httpsRequest(target, { ...tls, ...common }, onResponse)
+          : httpRequest(target, common, onResponse);
     req.on('timeout', () => req.destroy(new CoreError('PROBE_FAILED', `no answer within ${timeoutMs} ms`)));
     req.on('error', fail);
     req.end();

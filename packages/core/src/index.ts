@@ -75,5 +75,6 @@ export {
   RUN_OCI_HANDLER_ANNOTATION,
   WASM_VARIANT_ANNOTATION,
 } from './oci.ts';
+export { type PodStart, type PodStartTracker, trackPodStarts } from './pod-starts.ts';
 export { EXIT_CODES, exitAfterFlush, type MainOptions, runMain, type Stoppable } from './process.ts';
 export { closestMatch, editDistance } from './suggest.ts';

@@ -9,11 +9,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WASM_VARIANT_ANNOTATION } from '@afterlife/core';
+import { trackPodStarts, WASM_VARIANT_ANNOTATION } from '@afterlife/core';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { pushNodeFunctionImage } from '../src/app-images.ts';
 import { type BenchRow, benchRow, writeBenchResult } from '../src/bench.ts';
-import { applyObjects, DevCluster, trackPodStarts, wasmRuntimeClass } from '../src/index.ts';
+import { applyObjects, DevCluster, wasmRuntimeClass } from '../src/index.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 5);

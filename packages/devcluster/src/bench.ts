@@ -204,8 +204,9 @@ export const BENCHES: readonly BenchSpec[] = [
   { component: 'webhook', dir: 'packages/webhook', script: 'bench' },
   { component: 'gateway', dir: 'packages/gateway', script: 'bench' },
   { component: 'scaler', dir: 'packages/scaler', script: 'bench' },
-  // Starts its own cluster with one real node (root needed).
+  // Start their own cluster with one real node (root needed).
   { component: 'node', dir: 'packages/devcluster', script: 'bench:node' },
+  { component: 'cold-start', dir: 'conformance', script: 'bench' },
 ];
 
 /** The repository root (the devcluster package is `packages/devcluster`). */

@@ -83,7 +83,6 @@ export {
   issueCertificate,
   type KeyPair,
 } from './pki.ts';
-export { type PodStart, type PodStartTracker, trackPodStarts } from './pod-starts.ts';
 export { assertPortFree, freePort } from './ports.ts';
 export { ManagedProcess, type ProcessExit, type ProcessSpec, tailFile } from './process.ts';
 export { CLUSTER_DNS_IP, CLUSTER_DOMAIN, SERVICE_CIDR } from './start/apiserver.ts';

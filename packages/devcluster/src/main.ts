@@ -194,18 +194,30 @@ async function execWithCluster(
   await reapOrphanClusters();
   await reapOrphanNetns();
   const started = performance.now();
-  const cluster = await DevCluster.start(options);
-  out(describe(cluster.state));
-  out(`cluster ready in ${((performance.now() - started) / 1000).toFixed(1)}s`);
   let child: ReturnType<typeof spawn> | undefined;
+  let interrupted: NodeJS.Signals | undefined;
+  // Handled from before the start: a signal then (the default would exit at once) must not leave
+  // the control plane it already started running; the start finishes, then everything stops.
   const onSignal = (signal: NodeJS.Signals): void => {
+    interrupted ??= signal;
     logger.warn({ signal }, 'interrupted; tearing the cluster down');
     child?.kill(signal);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  let cluster: DevCluster;
+  try {
+    cluster = await DevCluster.start(options);
+  } catch (error) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw error;
+  }
+  out(describe(cluster.state));
+  out(`cluster ready in ${((performance.now() - started) / 1000).toFixed(1)}s`);
   const tally = new TestTally();
   try {
+    if (interrupted !== undefined) return 128 + (interrupted === 'SIGINT' ? 2 : 15);
     const [program, ...args] = command;
     const code = await new Promise<number>((resolve) => {
       child = spawn(program ?? 'true', args, {

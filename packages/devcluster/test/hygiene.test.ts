@@ -207,6 +207,49 @@ describe('devcluster: real-node teardown leaves the host as it found it', functi
     assertSameHost(before, await snapshot(name));
   });
 
+  it('exec interrupted (SIGTERM) while the cluster starts: it finishes starting, stops everything, exits 143', async () => {
+    const name = `hygiene-term-${process.pid}`;
+    const before = await snapshot(name);
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/main.ts',
+        'exec',
+        '--name',
+        name,
+        '--no-keda',
+        '--no-knative',
+        '--nodes',
+        '0',
+        '--',
+        'sleep',
+        '120',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], cwd: PACKAGE_ROOT },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // Interrupted once the control plane runs (etcd's data dir exists), long before the cluster is up.
+    await waitFor('the start under way', async () => existsSync(join(clusterDir(name), 'etcd')) || undefined, {
+      timeoutMs: 120_000,
+      intervalMs: 20,
+    });
+    child.kill('SIGTERM');
+    const code = await Promise.race([exited, sleep(240_000).then(() => 'hung' as const)]);
+    if (code === 'hung') child.kill('SIGKILL');
+    assert.equal(code, 143, output);
+    assert.ok(!existsSync(clusterDir(name)), 'its state dir is gone');
+    assertSameHost(before, await snapshot(name));
+  });
+
   it('a kubelet that cannot start names the cause with its last log lines, and the node is undone', async () => {
     const cluster = await DevCluster.start({ ...MINIMAL, name: `hygiene-bad-${process.pid}` });
     const dir = await mkdtemp(join(tmpdir(), 'afterlife-bad-kubelet-'));

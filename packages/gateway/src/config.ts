@@ -43,6 +43,11 @@ export interface GatewayConfig {
   readonly serviceSelector: string;
   /** Namespaces to watch; empty = all namespaces. */
   readonly namespaces: readonly string[];
+  /**
+   * Discovery `knative`: send queue-proxy's activator probe to a revision's pods that are not
+   * Ready yet and deliver to them once it answers, as Knative's activator does.
+   */
+  readonly probeNotReady: boolean;
 }
 
 /** Every environment variable `loadConfig` reads (the Helm chart test checks it against the chart). */
@@ -61,6 +66,7 @@ export const GATEWAY_ENV_VARS: readonly string[] = [
   'AFTERLIFE_GATEWAY_NAMESPACES',
   'AFTERLIFE_GATEWAY_PENDING_LIMIT',
   'AFTERLIFE_GATEWAY_PORT',
+  'AFTERLIFE_GATEWAY_PROBE_NOT_READY',
   'AFTERLIFE_GATEWAY_RATE_WINDOW',
   'AFTERLIFE_GATEWAY_REPLICA_CONCURRENCY',
   'AFTERLIFE_GATEWAY_RETRY_AFTER',
@@ -104,5 +110,6 @@ export function loadConfig(env: Environment): Readonly<GatewayConfig> {
     functionLabel,
     serviceSelector: read.string('AFTERLIFE_GATEWAY_SERVICE_SELECTOR', ''),
     namespaces: read.list('AFTERLIFE_GATEWAY_NAMESPACES'),
+    probeNotReady: read.boolean('AFTERLIFE_GATEWAY_PROBE_NOT_READY', true),
   });
 }

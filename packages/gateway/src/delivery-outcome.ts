@@ -1,5 +1,5 @@
 import { errorMessage, functionKey, type Logger } from '@afterlife/core';
-import type { FunctionRef } from './endpoints.ts';
+import type { Endpoint, FunctionRef } from './endpoints.ts';
 import { GatewayError, TransportError } from './errors.ts';
 import type { AcceptedEvent } from './held-queue.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -42,6 +42,32 @@ export function deliveryFailure(
   return new GatewayError('DELIVERY_FAILED', `delivery to ${key} failed: ${errorMessage(error)}`, { cause: error });
 }
 
+/**
+ * The gateway's side of one cold start of a function (epoch ms, this gateway's clock): served at
+ * `/v1/cold-starts`, read by the conformance suite's and the demo's cold-start trace and by
+ * `afterlife status`.
+ */
+export interface ColdStartRecord {
+  readonly namespace: string;
+  readonly name: string;
+  /** The first event was held with no ready endpoint. */
+  readonly heldAt: number;
+  /** The endpoint the first held event went to was listed (not ready yet, when `via` is `probe`). */
+  readonly endpointSeenAt: number | null;
+  /** Its queue-proxy answered the activator probe (`via` `probe` only). */
+  readonly endpointAnsweredAt: number | null;
+  /** `probe`: delivered once queue-proxy answered, before kubelet marked the pod Ready; `ready`: the EndpointSlice said ready. */
+  readonly via: 'probe' | 'ready';
+  readonly endpoint: string;
+  /** The first held event's delivery started. */
+  readonly deliveredAt: number;
+  /** Its reply (any status) arrived; null while in flight or when it got none. */
+  readonly repliedAt: number | null;
+  readonly status: number | null;
+  /** heldAt → deliveredAt: what the `afterlife_gateway_cold_start_seconds` histogram observes. */
+  readonly durationMs: number;
+}
+
 /** Metric children bound to one function's labels: plain numbers, read at scrape time (see series-metrics.ts). */
 interface BoundMetrics {
   readonly accepted: { inc(value?: number): void };
@@ -74,6 +100,9 @@ export class DeliveryOutcome {
   #failed = 0;
   /** When the first event was held with no ready endpoint (cold start begins). */
   #coldSince: number | undefined;
+  /** The last cold start, and the event that ended it (until its reply). */
+  #lastColdStart: ColdStartRecord | undefined;
+  #coldEvent: AcceptedEvent | undefined;
 
   constructor(options: DeliveryOutcomeOptions) {
     this.#key = functionKey(options.ref);
@@ -127,8 +156,13 @@ export class DeliveryOutcome {
     this.#coldSince = undefined;
   }
 
-  /** A delivery of `event` to `endpointKey` starts at `now`. */
-  started(event: AcceptedEvent, endpointKey: string, now: number): void {
+  /** The last cold start this gateway saw for the function, if any. */
+  get lastColdStart(): ColdStartRecord | undefined {
+    return this.#lastColdStart;
+  }
+
+  /** A delivery of `event` to `endpoint` (known by `endpointKey`) starts at `now`. */
+  started(event: AcceptedEvent, endpointKey: string, now: number, endpoint?: Endpoint): void {
     event.attempts += 1;
     this.#inFlight += 1;
     if (event.held) this.#bound?.hold.observe((now - event.acceptedAt) / 1000);
@@ -139,6 +173,21 @@ export class DeliveryOutcome {
         { function: this.#key, coldStartMs: now - this.#coldSince, endpoint: endpointKey },
         'first delivery after cold start',
       );
+      const warm = endpoint?.warm;
+      this.#lastColdStart = {
+        namespace: this.#labels.namespace,
+        name: this.#labels.function,
+        heldAt: this.#coldSince,
+        endpointSeenAt: warm?.seenAt ?? endpoint?.listedAt ?? null,
+        endpointAnsweredAt: warm?.answeredAt ?? null,
+        via: warm === undefined ? 'ready' : 'probe',
+        endpoint: endpointKey,
+        deliveredAt: now,
+        repliedAt: null,
+        status: null,
+        durationMs: now - this.#coldSince,
+      };
+      this.#coldEvent = event;
       this.#coldSince = undefined;
     }
   }
@@ -146,7 +195,12 @@ export class DeliveryOutcome {
   /** The function answered the delivery started at `startedAt`: the sender gets the reply as is (≥ 500 counts failed). */
   replied(event: AcceptedEvent, reply: Reply, startedAt: number): void {
     this.#inFlight -= 1;
-    this.#bound?.delivery.observe((Date.now() - startedAt) / 1000);
+    const at = Date.now();
+    this.#bound?.delivery.observe((at - startedAt) / 1000);
+    if (event === this.#coldEvent && this.#lastColdStart !== undefined) {
+      this.#lastColdStart = { ...this.#lastColdStart, repliedAt: at, status: reply.status };
+      this.#coldEvent = undefined;
+    }
     event.done = true;
     event.cleanup?.();
     if (reply.status < 500) {
@@ -182,6 +236,7 @@ export class DeliveryOutcome {
   /** Answers `event` with `error` and counts it failed (once: a settled event is left alone). */
   fail(event: AcceptedEvent, error: GatewayError): void {
     if (event.done) return;
+    if (event === this.#coldEvent) this.#coldEvent = undefined;
     event.done = true;
     event.cleanup?.();
     this.#failed += 1;

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { CountsSnapshot, FunctionCounts, Logger } from '@afterlife/core';
 import { functionKey } from '@afterlife/core';
-import { DeliveryOutcome } from './delivery-outcome.ts';
+import { type ColdStartRecord, DeliveryOutcome } from './delivery-outcome.ts';
 import { EndpointPicker, type PickedEndpoint } from './endpoint-picker.ts';
 import type { Endpoint, EndpointTable, FunctionRef } from './endpoints.ts';
 import { GatewayError } from './errors.ts';
@@ -82,6 +82,11 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     this.#metrics?.bind({ gauges: () => this.#gauges() });
   }
 
+  /** This gateway's id in counts snapshots and cold-start records. */
+  get snapshotId(): string {
+    return this.#options.gatewayId;
+  }
+
   get draining(): boolean {
     return this.#draining;
   }
@@ -150,6 +155,19 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
     functions.sort((a, b) => functionKey(a).localeCompare(functionKey(b)));
     this.#sequence += 1;
     return { gateway: this.#options.gatewayId, sequence: this.#sequence, at: new Date(now).toISOString(), functions };
+  }
+
+  /**
+   * The last cold start of every function this gateway holds state for, oldest first
+   * (`/v1/cold-starts`). Bounded by the functions known: one record each.
+   */
+  coldStarts(): ColdStartRecord[] {
+    const records: ColdStartRecord[] = [];
+    for (const state of this.#functions.values()) {
+      const record = state.outcome.lastColdStart;
+      if (record !== undefined) records.push(record);
+    }
+    return records.sort((a, b) => a.heldAt - b.heldAt);
   }
 
   /** Sum of held and in-flight events over all functions. */
@@ -284,7 +302,7 @@ export class Dispatcher extends EventEmitter<DispatcherEvents> {
   #start(state: FunctionState, event: AcceptedEvent, endpoint: PickedEndpoint): void {
     const now = Date.now();
     state.picker.acquire(endpoint);
-    state.outcome.started(event, endpoint.key, now);
+    state.outcome.started(event, endpoint.key, now, endpoint.endpoint);
     const delivery = this.#transport.send(endpoint.endpoint, event.message);
     let timedOut = false;
     const timer = setTimeout(() => {

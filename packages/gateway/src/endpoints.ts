@@ -10,6 +10,10 @@ export interface FunctionRef {
 export interface Endpoint {
   readonly ip: string;
   readonly port: number;
+  /** When discovery first listed the address (epoch ms; for the cold-start record). */
+  readonly listedAt?: number;
+  /** Not ready in its EndpointSlice yet, but its queue-proxy answered the activator probe (see warmup.ts). */
+  readonly warm?: { readonly seenAt: number; readonly answeredAt: number };
 }
 
 export function endpointKey(endpoint: Endpoint): string {
@@ -37,10 +41,16 @@ export class EndpointTable extends EventEmitter<EndpointTableEvents> {
   /** Declares a function known, with its ready endpoints (possibly none). Duplicates are dropped. */
   setFunction(ref: FunctionRef, endpoints: readonly Endpoint[]): void {
     const key = functionKey(ref);
-    const unique = new Map<string, Endpoint>();
-    for (const endpoint of endpoints) unique.set(endpointKey(endpoint), { ip: endpoint.ip, port: endpoint.port });
-    const next = [...unique.values()].sort((a, b) => endpointKey(a).localeCompare(endpointKey(b)));
     const entry = this.#entries.get(key);
+    const known = new Map((entry?.endpoints ?? []).map((endpoint) => [endpointKey(endpoint), endpoint]));
+    const now = Date.now();
+    const unique = new Map<string, Endpoint>();
+    for (const endpoint of endpoints) {
+      const at = endpointKey(endpoint);
+      // First listed: what discovery says, else when this table first had it.
+      unique.set(at, { ...endpoint, listedAt: endpoint.listedAt ?? known.get(at)?.listedAt ?? now });
+    }
+    const next = [...unique.values()].sort((a, b) => endpointKey(a).localeCompare(endpointKey(b)));
     if (entry !== undefined && sameEndpoints(entry.endpoints, next)) return;
     if (entry === undefined)
       this.#entries.set(key, { ref: { namespace: ref.namespace, name: ref.name }, endpoints: next });

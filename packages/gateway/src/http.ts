@@ -205,6 +205,13 @@ export function createAdminRoutes(options: {
   const { dispatcher, broadcaster, metrics, ready } = options;
   const counts = (_req: IncomingMessage, res: ServerResponse) =>
     sendAnswer(res, 200, dispatcher.snapshot(), { 'cache-control': 'no-store' });
+  const coldStarts = (_req: IncomingMessage, res: ServerResponse) =>
+    sendAnswer(
+      res,
+      200,
+      { gateway: dispatcher.snapshotId, coldStarts: dispatcher.coldStarts() },
+      { 'cache-control': 'no-store' },
+    );
   const stream = (req: IncomingMessage, res: ServerResponse) => {
     req.socket.setNoDelay(true);
     req.socket.setTimeout(0);
@@ -231,11 +238,11 @@ export function createAdminRoutes(options: {
       return { ok: isReady, body: { status: isReady ? 'ready' : dispatcher.draining ? 'draining' : 'syncing' } };
     },
     metrics: metrics.registry,
-    routes: { '/v1/counts': counts, '/v1/counts/stream': stream },
+    routes: { '/v1/counts': counts, '/v1/counts/stream': stream, '/v1/cold-starts': coldStarts },
     notFound: (_req, res) =>
       sendAnswer(res, 404, {
         error: 'not_found',
-        message: 'admin endpoints: /v1/counts, /v1/counts/stream, /healthz, /readyz, /metrics',
+        message: 'admin endpoints: /v1/counts, /v1/counts/stream, /v1/cold-starts, /healthz, /readyz, /metrics',
       }),
   };
 }

@@ -9,9 +9,10 @@ import {
   type ObjectCache,
   type V1EndpointSlice,
 } from '@kubernetes/client-node';
-import type { Endpoint, EndpointTable } from './endpoints.ts';
+import { type Endpoint, type EndpointTable, endpointKey } from './endpoints.ts';
 import { endpointSliceInformer } from './kube.ts';
 import type { RouteTable, TrafficTarget } from './routes.ts';
+import { WarmupProber, type WarmupTiming } from './warmup.ts';
 
 /** The label Knative puts on a revision's Services (and so on their EndpointSlices). */
 export const REVISION_LABEL = 'serving.knative.dev/revision';
@@ -52,6 +53,8 @@ export function trafficOfRoute(route: KnativeRoute): TrafficTarget[] {
 export interface RevisionSlice {
   readonly revision: string;
   readonly endpoints: Endpoint[];
+  /** Addresses of pods not ready yet (and not terminating): starting pods the gateway may probe. */
+  readonly notReady: Endpoint[];
   /** The slice offers only `http2` (h2c), which the gateway cannot deliver to. */
   readonly h2cOnly: boolean;
 }
@@ -68,13 +71,15 @@ export function revisionSlice(slice: V1EndpointSlice): RevisionSlice | undefined
   const port = ports.find((candidate) => candidate.name === 'http')?.port;
   const h2cOnly = port === undefined && ports.some((candidate) => candidate.name === 'http2');
   const endpoints: Endpoint[] = [];
+  const notReady: Endpoint[] = [];
   if (port !== undefined && port !== null && (slice.addressType === 'IPv4' || slice.addressType === 'IPv6')) {
     for (const endpoint of slice.endpoints ?? []) {
-      if (endpoint.conditions?.ready !== true) continue;
-      for (const ip of endpoint.addresses ?? []) endpoints.push({ ip, port });
+      const ready = endpoint.conditions?.ready === true;
+      if (!ready && endpoint.conditions?.terminating === true) continue;
+      for (const ip of endpoint.addresses ?? []) (ready ? endpoints : notReady).push({ ip, port });
     }
   }
-  return { revision, endpoints, h2cOnly };
+  return { revision, endpoints, notReady, h2cOnly };
 }
 
 /** One namespace as the gateway sees it: functions (Routes) with their traffic, revisions with their ready endpoints. */
@@ -82,6 +87,8 @@ export interface KnativeNamespaceView {
   readonly routes: Map<string, TrafficTarget[]>;
   /** Every revision a Route names (at any percent) or an EndpointSlice carries. */
   readonly revisions: Map<string, Endpoint[]>;
+  /** Per revision, the addresses of its pods that are not ready yet. */
+  readonly notReady: Map<string, Endpoint[]>;
   /** Revisions whose slices offer only h2c. */
   readonly h2cOnly: Set<string>;
 }
@@ -91,7 +98,12 @@ export function knativeNamespaceView(
   routes: Iterable<KnativeRoute>,
   slices: Iterable<V1EndpointSlice>,
 ): KnativeNamespaceView {
-  const view: KnativeNamespaceView = { routes: new Map(), revisions: new Map(), h2cOnly: new Set() };
+  const view: KnativeNamespaceView = {
+    routes: new Map(),
+    revisions: new Map(),
+    notReady: new Map(),
+    h2cOnly: new Set(),
+  };
   for (const route of routes) {
     const name = route.metadata?.name;
     if (name === undefined) continue;
@@ -108,6 +120,8 @@ export function knativeNamespaceView(
     const read = revisionSlice(slice);
     if (read === undefined) continue;
     view.revisions.set(read.revision, [...(view.revisions.get(read.revision) ?? []), ...read.endpoints]);
+    if (read.notReady.length > 0)
+      view.notReady.set(read.revision, [...(view.notReady.get(read.revision) ?? []), ...read.notReady]);
     h2cSlices.set(read.revision, (h2cSlices.get(read.revision) ?? true) && read.h2cOnly);
   }
   for (const [revision, onlyH2c] of h2cSlices) if (onlyH2c) view.h2cOnly.add(revision);
@@ -119,7 +133,9 @@ type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 /**
  * Discovery `knative`: keeps a `RouteTable` in sync with the Knative Routes (which functions
  * exist, how their traffic is split) and an `EndpointTable` with the revisions' private
- * EndpointSlices (where each revision's ready pods are). Watch, never poll.
+ * EndpointSlices (where each revision's ready pods are). Watch, never poll. With `probeNotReady`,
+ * a revision's starting pods join its endpoints as soon as their queue-proxy answers the
+ * activator probe (`WarmupProber`), before kubelet marks them Ready.
  */
 export class KnativeRouteWatcher {
   readonly #routes: RouteTable;
@@ -133,6 +149,9 @@ export class KnativeRouteWatcher {
   readonly #knownRevisions = new Map<string, Set<string>>();
   /** h2c revisions already warned about (once each). */
   readonly #warnedH2c = new Set<string>();
+  readonly #prober: WarmupProber | undefined;
+  /** When each revision's addresses were first listed (`namespace/revision` → endpoint key → epoch ms). */
+  readonly #listedAt = new Map<string, Map<string, number>>();
   #stopped = false;
   #synced = false;
 
@@ -145,10 +164,21 @@ export class KnativeRouteWatcher {
     /** Empty = all namespaces. */
     namespaces: readonly string[];
     logger: Logger;
+    /** Probe not-ready pods and deliver to them once queue-proxy answers (default true). */
+    probeNotReady?: boolean;
+    warmupTiming?: Partial<WarmupTiming>;
   }) {
     this.#routes = options.routes;
     this.#endpoints = options.endpoints;
     this.#logger = options.logger;
+    this.#prober =
+      options.probeNotReady === false
+        ? undefined
+        : new WarmupProber({
+            onAnswered: (revisionKey) => this.#recompute(revisionKey.slice(0, revisionKey.indexOf('/'))),
+            logger: options.logger,
+            ...(options.warmupTiming === undefined ? {} : { timing: options.warmupTiming }),
+          });
     const custom = options.kubeConfig.makeApiClient(CustomObjectsApi);
     const routeSelector = options.routeSelector === '' ? undefined : options.routeSelector;
     const withSelector = routeSelector === undefined ? {} : { labelSelector: routeSelector };
@@ -205,6 +235,7 @@ export class KnativeRouteWatcher {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#prober?.stop();
     await Promise.all(this.#runners.map((runner) => runner.stop()));
   }
 
@@ -225,7 +256,27 @@ export class KnativeRouteWatcher {
     }
     // Revisions first, so that no Route ever names a revision the dispatcher does not know; gone
     // revisions last, so the router re-routes their held events through the new traffic.
-    for (const [revision, endpoints] of view.revisions) {
+    const now = Date.now();
+    for (const [revision, ready] of view.revisions) {
+      const key = functionKey({ namespace, name: revision });
+      const notReady = view.notReady.get(revision) ?? [];
+      const warm = this.#prober?.update(key, notReady) ?? [];
+      const listed = this.#listedAt.get(key) ?? new Map<string, number>();
+      const current = new Map<string, number>();
+      for (const endpoint of [...ready, ...notReady]) {
+        const at = endpointKey(endpoint);
+        current.set(at, listed.get(at) ?? now);
+      }
+      if (current.size === 0) this.#listedAt.delete(key);
+      else this.#listedAt.set(key, current);
+      const endpoints: Endpoint[] = [
+        ...ready.map((endpoint) => ({ ...endpoint, listedAt: current.get(endpointKey(endpoint)) ?? now })),
+        ...warm.map(({ seenAt, answeredAt, ...endpoint }) => ({
+          ...endpoint,
+          listedAt: seenAt,
+          warm: { seenAt, answeredAt },
+        })),
+      ];
       this.#endpoints.setFunction({ namespace, name: revision }, endpoints);
     }
     for (const [name, traffic] of view.routes) this.#routes.setRoute({ namespace, name }, traffic);
@@ -234,6 +285,8 @@ export class KnativeRouteWatcher {
     const previousRevisions = this.#knownRevisions.get(namespace) ?? new Set<string>();
     for (const name of previousRevisions) {
       if (view.revisions.has(name)) continue;
+      this.#prober?.update(functionKey({ namespace, name }), []);
+      this.#listedAt.delete(functionKey({ namespace, name }));
       this.#endpoints.deleteFunction({ namespace, name });
       this.#warnedH2c.delete(functionKey({ namespace, name }));
     }

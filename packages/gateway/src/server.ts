@@ -95,6 +95,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, options: Sta
             routeSelector: config.serviceSelector,
             namespaces: config.namespaces,
             logger,
+            probeNotReady: config.probeNotReady,
           })
         : new KubeEndpointWatcher({ kubeConfig, table: endpoints, discovery: config, logger });
 

@@ -43,6 +43,7 @@ describe('loadConfig', () => {
       AFTERLIFE_GATEWAY_FUNCTION_LABEL: 'serving.knative.dev/service',
       AFTERLIFE_GATEWAY_SERVICE_SELECTOR: 'networking.internal.knative.dev/serviceType=Private',
       AFTERLIFE_GATEWAY_NAMESPACES: 'a, b',
+      AFTERLIFE_GATEWAY_PROBE_NOT_READY: 'false',
     });
     assert.deepEqual(
       { ...config, namespaces: [...config.namespaces] },
@@ -65,6 +66,7 @@ describe('loadConfig', () => {
         functionLabel: 'serving.knative.dev/service',
         serviceSelector: 'networking.internal.knative.dev/serviceType=Private',
         namespaces: ['a', 'b'],
+        probeNotReady: false,
       },
     );
   });
@@ -80,6 +82,7 @@ describe('loadConfig', () => {
       [{ AFTERLIFE_GATEWAY_DISCOVERY: 'dns' }, 'AFTERLIFE_GATEWAY_DISCOVERY'],
       [{ AFTERLIFE_GATEWAY_FUNCTION_LABEL: 'not a label' }, 'AFTERLIFE_GATEWAY_FUNCTION_LABEL'],
       [{ AFTERLIFE_GATEWAY_LOG_LEVEL: 'loud' }, 'AFTERLIFE_GATEWAY_LOG_LEVEL'],
+      [{ AFTERLIFE_GATEWAY_PROBE_NOT_READY: 'sometimes' }, 'AFTERLIFE_GATEWAY_PROBE_NOT_READY'],
     ];
     for (const [env, variable] of cases) {
       assert.throws(

@@ -202,6 +202,54 @@ describe('delivery outcome', () => {
       assert.match(text, /afterlife_gateway_cold_start_seconds_bucket\{[^}]*le="1"[^}]*\} 0\n/);
     });
 
+    it('keeps the last cold start: held, endpoint listed/answered, delivered, replied', () => {
+      const { outcome } = outcomeUnderTest();
+      const record = () => outcome.lastColdStart;
+      assert.equal(record(), undefined);
+      const since = Date.now() - 900;
+      outcome.coldStartFrom(since);
+      const first = event('first', { acceptedAt: since, held: true });
+      const warm = { seenAt: since + 300, answeredAt: since + 600 };
+      const deliveredAt = since + 650;
+      outcome.started(first.accepted, '10.0.0.1:8012', deliveredAt, {
+        ip: '10.0.0.1',
+        port: 8012,
+        listedAt: warm.seenAt,
+        warm,
+      });
+      assert.deepEqual(record(), {
+        namespace: 'demo',
+        name: 'echo-00001',
+        heldAt: since,
+        endpointSeenAt: warm.seenAt,
+        endpointAnsweredAt: warm.answeredAt,
+        via: 'probe',
+        endpoint: '10.0.0.1:8012',
+        deliveredAt,
+        repliedAt: null,
+        status: null,
+        durationMs: 650,
+      });
+      // Another event's reply does not end the record; the first event's does.
+      const second = event('second');
+      outcome.started(second.accepted, '10.0.0.1:8012', Date.now());
+      outcome.replied(second.accepted, reply(200), Date.now());
+      assert.equal(record()?.repliedAt, null);
+      outcome.replied(first.accepted, reply(202), deliveredAt);
+      assert.equal(record()?.status, 202);
+      assert.ok((record()?.repliedAt ?? 0) >= deliveredAt);
+
+      // The next cold start, to an endpoint the slice said ready: replaces the record.
+      outcome.coldStartFrom(Date.now());
+      const third = event('third', { held: true });
+      outcome.started(third.accepted, '10.0.0.2:8012', Date.now(), { ip: '10.0.0.2', port: 8012, listedAt: 5 });
+      assert.equal(record()?.via, 'ready');
+      assert.equal(record()?.endpointSeenAt, 5);
+      assert.equal(record()?.endpointAnsweredAt, null);
+      outcome.fail(third.accepted, new GatewayError('DELIVERY_FAILED', 'gone'));
+      assert.equal(record()?.repliedAt, null, 'no reply: none recorded');
+    });
+
     it('has nothing to time once nothing waits', () => {
       const { outcome, lines } = outcomeUnderTest();
       outcome.coldStartFrom(Date.now());

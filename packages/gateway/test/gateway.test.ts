@@ -240,6 +240,24 @@ describe('gateway over HTTP (events port + admin port)', function () {
       );
       const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
       assert.match(metrics, /afterlife_gateway_cold_start_seconds_count\{[^}]*function="echo"[^}]*\} 1\n/);
+      // The cold start as /v1/cold-starts reports it, ordered held → delivered → replied.
+      const served = (await (await fetch(`http://127.0.0.1:${admin}/v1/cold-starts`)).json()) as {
+        gateway: string;
+        coldStarts: Array<Record<string, unknown>>;
+      };
+      assert.equal(served.gateway, 'gateway-test');
+      assert.equal(served.coldStarts.length, 1);
+      const record = served.coldStarts[0] ?? {};
+      assert.equal(record.name, 'echo');
+      assert.equal(record.via, 'ready');
+      assert.equal(record.status, 200);
+      assert.equal(record.endpoint, `127.0.0.1:${target.port}`);
+      const order = ['heldAt', 'endpointSeenAt', 'deliveredAt', 'repliedAt'].map((key) => record[key] as number);
+      assert.deepEqual(
+        [...order].sort((a, b) => a - b),
+        order,
+        JSON.stringify(record),
+      );
     });
 
     it('answers 503 with Retry-After over the pending limit', async () => {

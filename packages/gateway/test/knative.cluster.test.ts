@@ -28,13 +28,20 @@ describe('gateway on a real cluster (discovery knative: Routes + private Endpoin
   let a: NetnsReceiver;
   let b: NetnsReceiver;
   let c: NetnsReceiver;
+  let warm: NetnsReceiver;
 
   const ref = (name: string) => ({ namespace: cluster.namespace, name });
   const custom = () => cluster.kubeConfig.makeApiClient(CustomObjectsApi);
   const discovery = () => cluster.kubeConfig.makeApiClient(DiscoveryV1Api);
 
   before(async () => {
-    [a, b, c] = await Promise.all([receivers.start('kn-a'), receivers.start('kn-b'), receivers.start('kn-c')]);
+    [a, b, c, warm] = await Promise.all([
+      receivers.start('kn-a'),
+      receivers.start('kn-b'),
+      receivers.start('kn-c'),
+      // Answers queue-proxy's probe 200: a pod whose containers are up, not yet marked Ready.
+      receivers.start('kn-warm', 0, 200),
+    ]);
     path = `/ns/${cluster.namespace}/fn/echo`;
     await createRoute('echo', SELECTED);
     await createRoute('unselected', {});
@@ -193,6 +200,35 @@ describe('gateway on a real cluster (discovery knative: Routes + private Endpoin
     assert.deepEqual(receivers.received(a), ['held-1']);
   });
 
+  it('delivers to a not-ready pod once its queue-proxy answers the probe, and records the cold start', async () => {
+    await createRoute('warm', SELECTED);
+    await setTraffic(
+      'warm',
+      [{ revisionName: 'warm-00001', configurationName: 'warm', latestRevision: true, percent: 100 }],
+      [{ revision: 'warm-00001', percent: 100 }],
+    );
+    const reply = sendBinary(gw.eventsPort, `/ns/${cluster.namespace}/fn/warm`, 'warm-1');
+    await pendingFor('warm-00001', 1);
+    // The slice lists the pod, not ready (as the EndpointSlice controller does once it has an IP).
+    await createRevision('warm-00001', [{ ip: warm.host.ip, ready: false }]);
+    const res = await reply;
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('ce-id'), 'reply-warm-1');
+    assert.deepEqual(receivers.received(warm), ['warm-1'], 'the probe itself is not an event');
+    const slice = await discovery().readNamespacedEndpointSlice({
+      name: 'warm-00001-private-1',
+      namespace: cluster.namespace,
+    });
+    assert.equal(slice.endpoints?.[0]?.conditions?.ready, false, 'delivered while the slice still said not ready');
+    const served = (await (await fetch(`http://127.0.0.1:${gw.adminPort}/v1/cold-starts`)).json()) as {
+      coldStarts: { name: string; via: string; endpoint: string; endpointAnsweredAt: number; deliveredAt: number }[];
+    };
+    const record = served.coldStarts.find((entry) => entry.name === 'warm-00001');
+    assert.equal(record?.via, 'probe');
+    assert.equal(record?.endpoint, `${warm.host.ip}:${RECEIVER_PORT}`);
+    assert.ok((record?.endpointAnsweredAt ?? Infinity) <= (record?.deliveredAt ?? 0), JSON.stringify(record));
+  });
+
   it('splits events 50/50 between two revisions', async () => {
     await createRevision('echo-00002', [{ ip: b.host.ip, ready: true }]);
     await waitFor(() => (gw.endpoints.endpoints(ref('echo-00002')) ?? []).length === 1);
@@ -214,7 +250,11 @@ describe('gateway on a real cluster (discovery knative: Routes + private Endpoin
     const toB = receivers.received(b).filter((id) => id.startsWith('split-'));
     assert.equal(toA.length + toB.length, ids.length);
     assert.ok(toA.length > 0 && toB.length > 0, `a got ${toA.length}, b got ${toB.length}`);
-    const delivered = Object.fromEntries((await counts(gw.adminPort)).functions.map((fn) => [fn.name, fn.delivered]));
+    const delivered = Object.fromEntries(
+      (await counts(gw.adminPort)).functions
+        .filter((fn) => fn.name.startsWith('echo-'))
+        .map((fn) => [fn.name, fn.delivered]),
+    );
     assert.deepEqual(delivered, { 'echo-00001': 1 + toA.length, 'echo-00002': toB.length });
     console.log(`      50/50 split of ${ids.length} events: echo-00001 ${toA.length}, echo-00002 ${toB.length}`);
   });

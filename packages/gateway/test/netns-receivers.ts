@@ -26,7 +26,8 @@ export class NetnsReceivers {
   readonly #dir = mkdtempSync(join(tmpdir(), 'afterlife-gateway-'));
   readonly #receivers: NetnsReceiver[] = [];
 
-  async start(name: string, delayMs = 0): Promise<NetnsReceiver> {
+  /** `probeStatus`: how it answers queue-proxy's activator probe (503: not ready, as a starting pod). */
+  async start(name: string, delayMs = 0, probeStatus = 503): Promise<NetnsReceiver> {
     const host = await createNetnsHost({ label: `gw-${name}` });
     const log = join(this.#dir, `${name}.log`);
     const child = host.spawn(process.execPath, [RECEIVER], {
@@ -36,6 +37,7 @@ export class NetnsReceivers {
         RECEIVER_LOG: log,
         RECEIVER_NAME: name,
         RECEIVER_DELAY_MS: String(delayMs),
+        RECEIVER_PROBE_STATUS: String(probeStatus),
       },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

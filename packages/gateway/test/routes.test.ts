@@ -138,18 +138,30 @@ describe('Knative objects → tables (the watcher’s mapping)', () => {
         { ip: '10.213.0.1', port: 8012 },
         { ip: '10.213.0.3', port: 8012 },
       ],
+      notReady: [{ ip: '10.213.0.2', port: 8012 }],
       h2cOnly: false,
     });
     assert.equal(revisionSlice(privateSlice(undefined, KNATIVE_PORTS, [true])), undefined);
   });
 
+  it('lists starting pods (not ready, not terminating) apart, for the warm-up probe', () => {
+    const slice = privateSlice('echo-00001', KNATIVE_PORTS, [false, false, true]);
+    const [starting, leaving] = slice.endpoints ?? [];
+    if (starting === undefined || leaving === undefined) throw new Error('slice endpoints');
+    leaving.conditions = { ready: false, serving: true, terminating: true };
+    starting.conditions = { ready: false, serving: false, terminating: false };
+    assert.deepEqual(revisionSlice(slice)?.notReady, [{ ip: '10.213.0.1', port: 8012 }]);
+    assert.deepEqual(revisionSlice(slice)?.endpoints, [{ ip: '10.213.0.3', port: 8012 }]);
+  });
+
   it('gives an h2c revision (only http2) no endpoints and flags it', () => {
     const h2c = privateSlice('grpc-00001', [{ name: 'http2', port: 8013 }], [true]);
-    assert.deepEqual(revisionSlice(h2c), { revision: 'grpc-00001', endpoints: [], h2cOnly: true });
+    assert.deepEqual(revisionSlice(h2c), { revision: 'grpc-00001', endpoints: [], notReady: [], h2cOnly: true });
     // No named http port at all (and no http2): not h2c, just nothing to deliver to.
     assert.deepEqual(revisionSlice(privateSlice('odd-00001', [{ name: 'web', port: 80 }], [true])), {
       revision: 'odd-00001',
       endpoints: [],
+      notReady: [],
       h2cOnly: false,
     });
   });

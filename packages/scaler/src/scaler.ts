@@ -1,4 +1,4 @@
-import { type AdminServer, type Logger, startAdminServer } from '@afterlife/core';
+import { type AdminServer, type Logger, sendAnswer, startAdminServer } from '@afterlife/core';
 import { Server, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { CountsAggregator } from './aggregate.ts';
@@ -120,6 +120,10 @@ export async function startScaler(config: Readonly<ScalerConfig>, options: Start
       healthz: () => probe(true),
       readyz: () => probe(ready),
       metrics: metrics.registry,
+      routes: {
+        '/v1/activations': (_req, res) =>
+          sendAnswer(res, 200, { activations: scaler.activations() }, { 'cache-control': 'no-store' }),
+      },
     });
     await discovery.start(onGateways);
   } catch (error) {

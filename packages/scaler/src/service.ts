@@ -26,8 +26,20 @@ export interface ExternalScalerOptions {
   metrics: ScalerMetrics;
 }
 
+/** The last time the scaler pushed `isActive: true` to KEDA for a ScaledObject because a gateway update made it active. */
+export interface Activation {
+  /** The function (`namespace/revision`) whose counts activated it. */
+  readonly function: string;
+  /** The ScaledObject, `namespace/name`. */
+  readonly scaledObject: string;
+  /** Epoch ms, the scaler's clock. */
+  readonly pushedAt: number;
+}
+
 export interface ExternalScalerHandle {
   readonly implementation: ExternalScalerServer;
+  /** The last event-driven activation per ScaledObject (`/v1/activations`, the cold-start trace). */
+  activations(): Activation[];
   /** Ends every open StreamIsActive (on shutdown). */
   endStreams(): void;
 }
@@ -42,6 +54,8 @@ export function createExternalScaler(options: ExternalScalerOptions): ExternalSc
   const { aggregator, metrics, logger } = options;
   const specs = new Map<string, TriggerSpec | MetadataError>();
   const streams = new Set<() => void>();
+  // One entry per ScaledObject that was ever activated: bounded by the ScaledObjects KEDA streams.
+  const activations = new Map<string, Activation>();
 
   const specFor = (ref: ScaledObjectRef | undefined): TriggerSpec => {
     const safe = ref ?? { name: '', namespace: '', scalerMetadata: {} };
@@ -166,8 +180,11 @@ export function createExternalScaler(options: ExternalScalerOptions): ExternalSc
       const unsubscribe = aggregator.onUpdate((changed) => {
         if (!changed.has(spec.key)) return;
         const now = isActive(spec, aggregator.totals(spec.key));
-        if (now && last !== true) send('event');
-        else last = now;
+        if (now && last !== true) {
+          send('event');
+          const scaledObject = `${call.request.namespace}/${call.request.name}`;
+          activations.set(scaledObject, { function: spec.key, scaledObject, pushedAt: Date.now() });
+        } else last = now;
       });
       const timer = setInterval(() => send('periodic'), options.streamIntervalMs);
       let closed = false;
@@ -202,6 +219,7 @@ export function createExternalScaler(options: ExternalScalerOptions): ExternalSc
 
   return {
     implementation,
+    activations: () => [...activations.values()].sort((a, b) => a.pushedAt - b.pushedAt),
     endStreams() {
       for (const end of [...streams]) end();
     },

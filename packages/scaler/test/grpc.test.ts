@@ -176,6 +176,16 @@ describe('gRPC contract (real server, client from the same proto)', function () 
     const latency = pushed.at - sent;
     console.log(`      StreamIsActive push latency: ${latency.toFixed(1)} ms (stream interval 200 ms)`);
     assert.ok(latency < 150, `push took ${latency} ms`);
+    // The push is on record for the cold-start trace, with the ScaledObject and its function.
+    const served = (await (await fetch(`http://127.0.0.1:${scaler.metricsPort}/v1/activations`)).json()) as {
+      activations: { function: string; scaledObject: string; pushedAt: number }[];
+    };
+    const activation = served.activations.find((entry) => entry.function === 'ns/f');
+    assert.equal(activation?.scaledObject, 'default/so-1');
+    assert.ok(
+      (activation?.pushedAt ?? 0) >= performance.timeOrigin + sent - 5 && (activation?.pushedAt ?? 0) <= Date.now(),
+      JSON.stringify(activation),
+    );
     const count = messages.length;
     await waitFor('periodic re-sends', () => messages.length >= count + 2, 2000);
     assert.ok(messages.slice(count).every((m) => m.result));

@@ -143,9 +143,45 @@ const cases: Case[] = [
     check: (o) => {
       assert.deepEqual(template(o), {
         metadata: { annotations: { 'module.wasm.image/variant': 'compat-smart' } },
-        spec: { runtimeClassName: 'wasmedge' },
+        spec: { runtimeClassName: 'wasmedge', automountServiceAccountToken: false },
       });
     },
+  },
+  {
+    name: 'the service account token is dropped unless the Service asks for it or sets the field',
+    object: knativeService({ labels: WASM, template: { spec: { containers: [{ image: 'x' }] } } }),
+    outcome: 'mutated',
+    check: (o) => assert.equal((template(o).spec as Json).automountServiceAccountToken, false),
+  },
+  {
+    name: 'afterlife.dev/service-account-token: mount (label) keeps the token',
+    object: knativeService({
+      labels: { ...WASM, 'afterlife.dev/service-account-token': 'mount' },
+      template: { spec: { containers: [{ image: 'x' }] } },
+    }),
+    outcome: 'mutated',
+    check: (o) => assert.equal((template(o).spec as Json).automountServiceAccountToken, undefined),
+  },
+  {
+    name: 'afterlife.dev/service-account-token: mount (template annotation) keeps the token',
+    object: knativeService({
+      labels: WASM,
+      template: {
+        metadata: { annotations: { 'afterlife.dev/service-account-token': 'mount' } },
+        spec: { containers: [{ image: 'x' }] },
+      },
+    }),
+    outcome: 'mutated',
+    check: (o) => assert.equal((template(o).spec as Json).automountServiceAccountToken, undefined),
+  },
+  {
+    name: 'an automountServiceAccountToken the Service sets is left as it is',
+    object: knativeService({
+      labels: WASM,
+      template: { spec: { automountServiceAccountToken: false, containers: [{ image: 'x' }] } },
+    }),
+    outcome: 'mutated',
+    check: (o) => assert.equal((template(o).spec as Json).automountServiceAccountToken, false),
   },
   {
     name: 'template metadata with null annotations',
@@ -400,6 +436,7 @@ describe('answerReview() → admit()', () => {
         '/spec/template/metadata/annotations/autoscaling.knative.dev~1class',
         '/spec/template/metadata/annotations/autoscaling.knative.dev~1min-scale',
         '/spec/template/spec/runtimeClassName',
+        '/spec/template/spec/automountServiceAccountToken',
       ],
     );
     assert.ok(result.patch.every((op) => op.op === 'add'));

@@ -1,5 +1,5 @@
 import { type KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
-import { AfterlifeClusterError } from './cluster-error.ts';
+import { CoreError } from './errors.ts';
 
 /**
  * When each step of a pod's start was seen, in ms of `performance.now()` (the API's own
@@ -77,7 +77,7 @@ export async function trackPodStarts(
         const known = starts.get(name)?.podIp;
         if (known) return resolve(known);
         const timer = setTimeout(
-          () => reject(new AfterlifeClusterError('READINESS_TIMEOUT', `pod ${name} had no IP after ${timeoutMs} ms`)),
+          () => reject(new CoreError('WAIT_TIMEOUT', `pod ${name} had no IP after ${timeoutMs} ms`)),
           timeoutMs,
         );
         waiters.set(name, [
