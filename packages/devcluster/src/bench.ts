@@ -207,6 +207,8 @@ export const BENCHES: readonly BenchSpec[] = [
   // Start their own cluster with one real node (root needed).
   { component: 'node', dir: 'packages/devcluster', script: 'bench:node' },
   { component: 'cold-start', dir: 'conformance', script: 'bench' },
+  // The longest (N = 1, 100, 1,000 Knative Services): BENCH_SCALE_COUNTS narrows it.
+  { component: 'scale', dir: 'conformance', script: 'bench:scale' },
 ];
 
 /** The repository root (the devcluster package is `packages/devcluster`). */

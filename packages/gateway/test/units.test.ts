@@ -32,14 +32,22 @@ describe('EndpointTable', () => {
       { ip: '10.0.0.1', port: 80 },
       { ip: '10.0.0.2', port: 80 },
     ]);
+    const listed = Date.now();
     table.setFunction(ref, [
       { ip: '10.0.0.1', port: 80 },
       { ip: '10.0.0.2', port: 80 },
     ]);
-    assert.deepEqual(table.endpoints(ref), [
-      { ip: '10.0.0.1', port: 80 },
-      { ip: '10.0.0.2', port: 80 },
-    ]);
+    assert.deepEqual(
+      table.endpoints(ref)?.map(({ ip, port }) => ({ ip, port })),
+      [
+        { ip: '10.0.0.1', port: 80 },
+        { ip: '10.0.0.2', port: 80 },
+      ],
+    );
+    // Stamped when the table first had them, kept across updates that list them again.
+    for (const endpoint of table.endpoints(ref) ?? []) {
+      assert.ok((endpoint.listedAt ?? 0) <= listed && (endpoint.listedAt ?? 0) > listed - 5000);
+    }
     table.deleteFunction(ref);
     assert.equal(table.endpoints(ref), undefined);
     assert.deepEqual(changes, [0, 2, -1]);

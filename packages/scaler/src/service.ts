@@ -176,17 +176,24 @@ export function createExternalScaler(options: ExternalScalerOptions): ExternalSc
         metrics.streamPushes.inc({ reason });
         call.write({ result });
       };
-      // Event-driven: the moment a gateway update makes this function active, push `true`.
+      // Event-driven: the moment a gateway update makes this function active, push `true`; the
+      // change back to `false` is sent once too.
       const unsubscribe = aggregator.onUpdate((changed) => {
         if (!changed.has(spec.key)) return;
         const now = isActive(spec, aggregator.totals(spec.key));
-        if (now && last !== true) {
-          send('event');
+        if (now === last) return;
+        send('event');
+        if (now) {
           const scaledObject = `${call.request.namespace}/${call.request.name}`;
           activations.set(scaledObject, { function: spec.key, scaledObject, pushedAt: Date.now() });
-        } else last = now;
+        }
       });
-      const timer = setInterval(() => send('periodic'), options.streamIntervalMs);
+      // Re-sent only while active: KEDA acts on `true` (a scale request each time) and drops a
+      // streamed `false` unread, so re-sending it would cost one message per idle ScaledObject
+      // every interval — a thousand a second with a thousand functions at zero — for nothing.
+      const timer = setInterval(() => {
+        if (isActive(spec, aggregator.totals(spec.key))) send('periodic');
+      }, options.streamIntervalMs);
       let closed = false;
       const cleanup = (): void => {
         if (closed) return;

@@ -1,0 +1,296 @@
+// Operating at scale: N opted-in Knative Services, all at zero, on the local cluster with the real
+// Knative controllers, the Afterlife autoscaler, gateway and scaler, and KEDA; for N = 1, 100,
+// 1,000 (`BENCH_SCALE_COUNTS`) in one run, the Services added step by step. For each N: the time
+// until every revision is Ready at 0; RSS and CPU of the gateway, scaler, autoscaler (and KEDA's
+// operator, for reference) while idle; KEDA's calls to the scaler per second and their p99; one
+// cold start (first event → reply, traced) of a function among the N, against the same at N = 1.
+// The idle functions never start a pod (`initial-scale: 0`, which Knative allows once
+// `config-autoscaler` has `allow-zero-initial-scale`); the function under test runs on the real node.
+// Needs root (a real node) and the cached binaries, like the tests.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createLogger } from '@afterlife/core';
+import { applyObjects } from '@afterlife/devcluster';
+import { type BenchRow, benchRow, writeBenchResult } from '@afterlife/devcluster/testing';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
+import { sendEvent } from '../src/load.ts';
+import { startLocalAfterlife } from '../src/local.ts';
+import { formatTrace, startColdStartTrace } from '../src/trace.ts';
+
+const COUNTS = (process.env.BENCH_SCALE_COUNTS ?? '1,100,1000').split(',').map(Number);
+const IDLE_SECONDS = Number(process.env.BENCH_SCALE_IDLE_SECONDS ?? 30);
+const CREATE_CONCURRENCY = 8;
+const NAMESPACE = 'bench-scale';
+const UNDER_TEST = 'cold';
+/** Processes measured, by their name in the cluster's state (the ones Afterlife ships, then KEDA). */
+const COMPONENTS = ['afterlife-gateway', 'afterlife-scaler', 'afterlife-autoscaler', 'keda-operator'] as const;
+const SHIPPED = COMPONENTS.slice(0, 3);
+const CLOCK_TICKS_PER_SECOND = 100;
+/** The `afterlife` CLI, built (`pnpm run build`). */
+const AFTERLIFE_CLI = new URL('../../packages/cli/dist/main.js', import.meta.url).pathname;
+
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 1000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** RSS (bytes) and CPU time (ticks) of a process group: the component and anything it runs. */
+function groupUsage(leader: number): { rssBytes: number; cpuTicks: number } {
+  let rssBytes = 0;
+  let cpuTicks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the parenthesised command: state ppid pgrp … utime(14) stime(15) … rss(24).
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) !== leader) continue;
+      cpuTicks += Number(fields[11]) + Number(fields[12]);
+      const rss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'));
+      rssBytes += Number(rss?.[1] ?? 0) * 1024;
+    } catch {
+      // The process ended while being read.
+    }
+  }
+  return { rssBytes, cpuTicks };
+}
+
+/** The scaler's unary RPC counts and latency histogram (from its /metrics). */
+async function scalerRpcs(
+  metricsUrl: string,
+): Promise<{ calls: number; pushes: number; buckets: Map<number, number> }> {
+  const text = await (await fetch(new URL('/metrics', metricsUrl))).text();
+  let calls = 0;
+  let pushes = 0;
+  const buckets = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    const bucket = /^afterlife_scaler_grpc_request_duration_seconds_bucket\{.*le="([^"]+)".*\} (\d+)$/.exec(line);
+    if (bucket) {
+      const le = bucket[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(bucket[1]);
+      buckets.set(le, (buckets.get(le) ?? 0) + Number(bucket[2]));
+    }
+    const count = /^afterlife_scaler_grpc_request_duration_seconds_count\{.*\} (\d+)$/.exec(line);
+    if (count) calls += Number(count[1]);
+    const push = /^afterlife_scaler_stream_is_active_pushes_total\{.*\} (\d+)$/.exec(line);
+    if (push) pushes += Number(push[1]);
+  }
+  return { calls, pushes, buckets };
+}
+
+/** The smallest bucket bound holding 99 % of the calls between two histograms (ms). */
+function p99BoundMs(before: Map<number, number>, after: Map<number, number>): number {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Number.POSITIVE_INFINITY) ?? 0) - (before.get(Number.POSITIVE_INFINITY) ?? 0);
+  if (total <= 0) return Number.NaN;
+  for (const le of bounds) {
+    if ((after.get(le) ?? 0) - (before.get(le) ?? 0) >= 0.99 * total) return le * 1000;
+  }
+  return Number.NaN;
+}
+
+function knativeService(name: string, image: string, annotations: Record<string, string>): KubernetesObject {
+  return {
+    apiVersion: 'serving.knative.dev/v1',
+    kind: 'Service',
+    metadata: {
+      name,
+      namespace: NAMESPACE,
+      labels: { 'afterlife.dev/runtime': 'wasmedge', 'afterlife.dev/scaling': 'events' },
+    },
+    spec: {
+      template: {
+        metadata: { annotations: { 'afterlife.dev/cooldown-seconds': '3', ...annotations } },
+        spec: { containers: [{ image, ports: [{ containerPort: 8080 }] }] },
+      },
+    },
+  } as KubernetesObject;
+}
+
+const local = await startLocalAfterlife({
+  name: `bench-scale-${process.pid}`,
+  logger: createLogger('bench', { level: 'warn' }),
+  print,
+});
+try {
+  const { kubeConfig } = local;
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const apps = kubeConfig.makeApiClient(AppsV1Api);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const pids = local.cluster.state.pids;
+  for (const name of COMPONENTS) if (pids[name] === undefined) throw new Error(`no process ${name} in the cluster`);
+  await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+  // What an operator with many mostly idle functions sets: revisions may start at zero.
+  await applyObjects(kubeConfig, [
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'config-autoscaler', namespace: 'knative-serving' },
+      data: { 'allow-zero-initial-scale': 'true' },
+    } as KubernetesObject,
+  ]);
+  const create = (object: KubernetesObject) =>
+    custom.createNamespacedCustomObject({
+      group: 'serving.knative.dev',
+      version: 'v1',
+      namespace: NAMESPACE,
+      plural: 'services',
+      body: object,
+    });
+  const revisionsReadyAtZero = async (expected: number) => {
+    const [revisions, deployments] = await Promise.all([
+      custom.listNamespacedCustomObject({
+        group: 'serving.knative.dev',
+        version: 'v1',
+        namespace: NAMESPACE,
+        plural: 'revisions',
+      }) as Promise<{ items: { status?: { conditions?: { type: string; status: string }[] } }[] }>,
+      apps.listNamespacedDeployment({ namespace: NAMESPACE }),
+    ]);
+    const ready = revisions.items.filter((r) =>
+      r.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    ).length;
+    const atZero = deployments.items.filter((d) => (d.spec?.replicas ?? 1) === 0).length;
+    return ready === expected && atZero === expected ? true : undefined;
+  };
+
+  const rows: BenchRow[] = [];
+  const results = new Map<number, { rss: Record<string, number>; coldMs: number }>();
+  let existing = 0;
+  for (const count of COUNTS) {
+    // N Services in all: the function under test first, then idle ones that never start a pod.
+    const firstRow = rows.length;
+    const started = performance.now();
+    const wanted: KubernetesObject[] = [];
+    if (existing === 0) wanted.push(knativeService(UNDER_TEST, local.image, {}));
+    for (let index = Math.max(existing, 1); index < count; index++) {
+      wanted.push(
+        knativeService(`idle-${String(index).padStart(5, '0')}`, local.image, {
+          'autoscaling.knative.dev/initial-scale': '0',
+        }),
+      );
+    }
+    for (let offset = 0; offset < wanted.length; offset += CREATE_CONCURRENCY) {
+      await Promise.all(wanted.slice(offset, offset + CREATE_CONCURRENCY).map(create));
+    }
+    const createdMs = performance.now() - started;
+    existing = count;
+    await until(`${count} revisions Ready at 0`, () => revisionsReadyAtZero(count), 900_000, 2000);
+    const readyMs = performance.now() - started;
+    print(
+      `\nN = ${count}: created in ${(createdMs / 1000).toFixed(1)} s, all Ready at 0 after ${(readyMs / 1000).toFixed(1)} s`,
+    );
+
+    // Idle: let informers and KEDA settle, then measure a window.
+    await sleep(10_000);
+    const scalerUrl = `http://127.0.0.1:${local.ports.scalerMetrics}`;
+    const before = Object.fromEntries(COMPONENTS.map((name) => [name, groupUsage(pids[name] ?? 0)]));
+    const rpcsBefore = await scalerRpcs(scalerUrl);
+    const windowStart = performance.now();
+    await sleep(IDLE_SECONDS * 1000);
+    const seconds = (performance.now() - windowStart) / 1000;
+    const after = Object.fromEntries(COMPONENTS.map((name) => [name, groupUsage(pids[name] ?? 0)]));
+    const rpcsAfter = await scalerRpcs(scalerUrl);
+    const callsPerSecond = (rpcsAfter.calls - rpcsBefore.calls) / seconds;
+    const pushesPerSecond = (rpcsAfter.pushes - rpcsBefore.pushes) / seconds;
+    const p99Ms = p99BoundMs(rpcsBefore.buckets, rpcsAfter.buckets);
+
+    // What an operator runs: `afterlife status` over the N functions (the CLI as a process).
+    const statusStarted = performance.now();
+    const status = spawnSync(
+      process.execPath,
+      [
+        AFTERLIFE_CLI,
+        'status',
+        '-n',
+        NAMESPACE,
+        '-o',
+        'json',
+        '--gateway-admin-url',
+        `http://127.0.0.1:${local.ports.gatewayAdmin}`,
+      ],
+      { env: { ...process.env, KUBECONFIG: local.cluster.kubeconfigPath }, encoding: 'utf8', maxBuffer: 256 * 2 ** 20 },
+    );
+    const statusMs = performance.now() - statusStarted;
+    const listed = status.status === 0 ? (JSON.parse(status.stdout) as { functions: unknown[] }).functions.length : -1;
+    if (listed !== count) throw new Error(`afterlife status listed ${listed} of ${count}: ${status.stderr}`);
+
+    // One cold start of the function under test, among the N (its last pod gone: a pod still
+    // stopping on the node slows the next start).
+    await until(
+      'no pod left in the namespace',
+      async () => ((await core.listNamespacedPod({ namespace: NAMESPACE })).items.length === 0 ? true : undefined),
+      120_000,
+    );
+    const revision = `${UNDER_TEST}-00001`;
+    const tracer = await startColdStartTrace({
+      kubeConfig,
+      namespace: NAMESPACE,
+      revision,
+      deployment: `${revision}-deployment`,
+      gatewayAdminUrl: `http://127.0.0.1:${local.ports.gatewayAdmin}`,
+      scalerAdminUrl: scalerUrl,
+    });
+    const sentAt = Date.now();
+    const outcome = await sendEvent({ url: local.functionUrl(NAMESPACE, UNDER_TEST), workMs: 0 }, 'bench', () =>
+      performance.now(),
+    );
+    const trace = await tracer.finish({ sentAt, repliedAt: sentAt + outcome.latencyMs });
+    if (outcome.status !== 200) throw new Error(`N = ${count}: the cold start answered ${outcome.status}`);
+    for (const line of formatTrace(trace)) print(`  ${line}`);
+
+    const rss = Object.fromEntries(COMPONENTS.map((name) => [name, after[name]?.rssBytes ?? 0]));
+    results.set(count, { rss, coldMs: outcome.latencyMs });
+    const base = results.get(COUNTS[0] ?? 1);
+    rows.push(
+      benchRow(`N=${count}: all revisions Ready at 0`, readyMs / 1000, 's', 'lower'),
+      benchRow(`N=${count}: first event → reply`, outcome.latencyMs, 'ms', 'lower', {
+        name: `N=${COUNTS[0]}`,
+        value: base?.coldMs ?? Number.NaN,
+      }),
+      benchRow(`N=${count}: scaler calls from KEDA`, callsPerSecond, 'calls/s', 'lower'),
+      benchRow(`N=${count}: scaler p99 (histogram bucket)`, p99Ms, 'ms', 'lower'),
+      benchRow(`N=${count}: StreamIsActive messages to KEDA`, pushesPerSecond, 'messages/s', 'lower'),
+      benchRow(`N=${count}: afterlife status (all functions)`, statusMs, 'ms', 'lower'),
+    );
+    for (const name of COMPONENTS) {
+      const cpu = ((after[name]?.cpuTicks ?? 0) - (before[name]?.cpuTicks ?? 0)) / CLOCK_TICKS_PER_SECOND / seconds;
+      rows.push(
+        benchRow(`N=${count}: ${name} RSS`, (after[name]?.rssBytes ?? 0) / 2 ** 20, 'MiB', 'lower'),
+        benchRow(`N=${count}: ${name} CPU`, cpu * 100, '% of a core', 'lower'),
+      );
+    }
+    if (base !== undefined && count > (COUNTS[0] ?? 1)) {
+      const perFunction = (name: string) => ((rss[name] ?? 0) - (base.rss[name] ?? 0)) / (count - (COUNTS[0] ?? 1));
+      const shipped = SHIPPED.reduce((sum, name) => sum + perFunction(name), 0);
+      rows.push(
+        benchRow(`N=${count}: gateway + scaler + autoscaler RSS per idle function`, shipped / 1024, 'KiB', 'lower'),
+        benchRow(
+          `N=${count}: keda-operator RSS per idle function`,
+          perFunction('keda-operator') / 1024,
+          'KiB',
+          'lower',
+        ),
+      );
+    }
+    for (const row of rows.slice(firstRow)) {
+      const baseline =
+        row.baseline === null
+          ? ''
+          : `  vs ${row.baseline}: ${row.baselineValue?.toFixed(0)} (${row.ratio?.toFixed(2)}×)`;
+      print(`  ${row.name.padEnd(62)} ${row.value.toFixed(row.value < 10 ? 2 : 0).padStart(8)} ${row.unit}${baseline}`);
+    }
+    // Back to zero before the next step.
+    await until(`${UNDER_TEST} back at zero`, () => revisionsReadyAtZero(count), 120_000, 1000);
+  }
+  writeBenchResult('scale', rows);
+} finally {
+  await local.stop();
+}
