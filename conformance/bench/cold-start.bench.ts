@@ -7,12 +7,10 @@
 // cold start (when a gateway that waits for kubelet Ready could have delivered).
 // Needs root (a real node) and the cached binaries (run the tests or `afterlife-devcluster build`).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLogger } from '@afterlife/core';
 import { type BenchRow, benchRow, writeBenchResult } from '@afterlife/devcluster/testing';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import { sendEvent } from '../src/load.ts';
-import { startLocalAfterlife } from '../src/local.ts';
-import { formatTrace, type HopId, startColdStartTrace, traceOffsets } from '../src/trace.ts';
+import { formatTrace, type HopId, traceOffsets } from '../src/trace.ts';
+import { print, tracedColdStart, withBenchStack } from './stack.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const NAMESPACE = 'bench-cold';
@@ -21,7 +19,6 @@ const VARIANTS = [
   { name: 'with-token', labels: { 'afterlife.dev/service-account-token': 'mount' } },
 ] as const;
 
-const print = (line: string) => process.stdout.write(`${line}\n`);
 const median = (values: readonly number[]): number => {
   const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
@@ -37,12 +34,7 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
   }
 }
 
-const local = await startLocalAfterlife({
-  name: `bench-cold-${process.pid}`,
-  logger: createLogger('bench', { level: 'warn' }),
-  print,
-});
-try {
+await withBenchStack('bench-cold', async (local) => {
   const { kubeConfig } = local;
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
@@ -109,21 +101,7 @@ try {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const variant of VARIANTS) {
       await allAtZero();
-      const revision = `${variant.name}-00001`;
-      const tracer = await startColdStartTrace({
-        kubeConfig,
-        namespace: NAMESPACE,
-        revision,
-        deployment: `${revision}-deployment`,
-        gatewayAdminUrl: `http://127.0.0.1:${local.ports.gatewayAdmin}`,
-        scalerAdminUrl: `http://127.0.0.1:${local.ports.scalerMetrics}`,
-      });
-      const sentAt = Date.now();
-      const outcome = await sendEvent({ url: local.functionUrl(NAMESPACE, variant.name), workMs: 0 }, 'bench', () =>
-        performance.now(),
-      );
-      const trace = await tracer.finish({ sentAt, repliedAt: sentAt + outcome.latencyMs });
-      if (outcome.status !== 200) throw new Error(`round ${round} ${variant.name}: answered ${outcome.status}`);
+      const { outcome, trace } = await tracedColdStart(local, NAMESPACE, variant.name);
       print(`\nround ${round}, ${variant.name}: first event → reply ${outcome.latencyMs.toFixed(0)} ms`);
       for (const line of formatTrace(trace)) print(`  ${line}`);
       offsets.set(variant.name, [...(offsets.get(variant.name) ?? []), traceOffsets(trace)]);
@@ -171,6 +149,4 @@ try {
     print(`  ${row.name.padEnd(40)} ${row.value.toFixed(0).padStart(6)} ${row.unit}${baseline}`);
   }
   writeBenchResult('cold-start', rows);
-} finally {
-  await local.stop();
-}
+});

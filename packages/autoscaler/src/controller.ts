@@ -1,11 +1,10 @@
-import { errorMessage, InformerRunner, type Logger } from '@afterlife/core';
+import { errorMessage, InformerRunner, type Logger, makeLeanInformer } from '@afterlife/core';
 import {
   AppsV1Api,
   CustomObjectsApi,
   type Informer,
   type KubeConfig,
   type KubernetesObject,
-  makeInformer,
   type ObjectCache,
   PatchStrategy,
   setHeaderOptions,
@@ -52,6 +51,23 @@ export interface ControllerOptions {
 export type ReconcileResult = 'unchanged' | 'updated' | 'invalid' | 'ignored' | 'gone';
 
 /**
+ * What the autoscaler keeps of a revision Deployment: its identity, `spec.replicas` and
+ * `status` (`#scaleTarget`); the pod template, most of a Deployment, is never read.
+ */
+function scaleTargetOnly(deployment: V1Deployment): V1Deployment {
+  const { managedFields: _dropped, ...metadata } = deployment.metadata ?? {};
+  return {
+    apiVersion: deployment.apiVersion,
+    kind: deployment.kind,
+    metadata,
+    ...(deployment.spec === undefined
+      ? {}
+      : { spec: { replicas: deployment.spec.replicas, selector: deployment.spec.selector, template: {} } }),
+    ...(deployment.status === undefined ? {} : { status: deployment.status }),
+  } as V1Deployment;
+}
+
+/**
  * Owns every PodAutoscaler of the configured class. Informers (PAs, their SKSs, ScaledObjects and
  * revision Deployments) feed a keyed work queue; only the Lease leader reconciles. Each key is a
  * PA `namespace/name`; SKS, ScaledObject and Deployment changes map back to it by name.
@@ -95,14 +111,14 @@ export class PodAutoscalerController {
         namespace,
         `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
       );
-      const deployments = makeInformer<V1Deployment>(
+      const deployments = makeLeanInformer<V1Deployment>(
         options.kubeConfig,
         namespace === undefined ? '/apis/apps/v1/deployments' : `/apis/apps/v1/namespaces/${namespace}/deployments`,
         () =>
           namespace === undefined
             ? apps.listDeploymentForAllNamespaces({ labelSelector: REVISION_LABEL })
             : apps.listNamespacedDeployment({ namespace, labelSelector: REVISION_LABEL }),
-        REVISION_LABEL,
+        { labelSelector: REVISION_LABEL, trim: scaleTargetOnly },
       );
       for (const verb of ['add', 'update', 'delete'] as const) {
         pas.on(verb, (pa) => this.#enqueue(pa.metadata?.namespace, pa.metadata?.name));
@@ -184,7 +200,7 @@ export class PodAutoscalerController {
           : await this.#custom.listNamespacedCustomObject({ ...api, namespace, ...selector });
       return body as { metadata?: { resourceVersion?: string }; items: T[] };
     };
-    return makeInformer<T>(this.#kube, path, list as never, labelSelector);
+    return makeLeanInformer<T>(this.#kube, path, list as never, { labelSelector });
   }
 
   #isOurs(pa: PodAutoscaler): boolean {

@@ -45,7 +45,9 @@ export {
   INFORMER_RESTART_DELAYS_MS,
   InformerRunner,
   type InformerRunnerOptions,
+  makeLeanInformer,
   type RestartableInformer,
+  withoutManagedFields,
 } from './informer.ts';
 export {
   AFTERLIFE_AUTOSCALER_CLASS,

@@ -1,3 +1,12 @@
+import {
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  ListWatch,
+  type ObjectCache,
+  Watch,
+} from '@kubernetes/client-node';
 import { errorMessage } from './errors.ts';
 import type { Logger } from './logger.ts';
 
@@ -111,4 +120,55 @@ export class InformerRunner {
     this.#syncWaiters = [];
     for (const waiter of waiters) waiter();
   }
+}
+
+/**
+ * Drops `metadata.managedFields` (server-side apply's bookkeeping, often the larger half of an
+ * object) from an object an informer keeps. No Afterlife component reads it, and an update sent
+ * without it leaves the server's copy as it is.
+ */
+export function withoutManagedFields<T extends KubernetesObject>(object: T): T {
+  if (object.metadata?.managedFields === undefined) return object;
+  const { managedFields: _dropped, ...metadata } = object.metadata;
+  return { ...object, metadata };
+}
+
+/**
+ * `makeInformer` whose cache holds `trim(object)` instead of the object as listed and watched
+ * (default: without managedFields): with a thousand functions a component's caches are most
+ * of its memory, so each keeps only what it reads.
+ */
+export function makeLeanInformer<T extends KubernetesObject>(
+  kubeConfig: KubeConfig,
+  path: string,
+  list: () => Promise<KubernetesListObject<T>>,
+  options: { readonly labelSelector?: string | undefined; readonly trim?: (object: T) => T } = {},
+): Informer<T> & ObjectCache<T> {
+  const trim = options.trim ?? withoutManagedFields;
+  const inner = new Watch(kubeConfig);
+  // ListWatch only calls `watch()`: trim what each watch event carries before it is cached.
+  const watch = {
+    watch: (
+      watchPath: string,
+      query: Record<string, string | number | boolean | undefined>,
+      callback: (phase: string, object: T, raw: unknown) => void,
+      done: (error: unknown) => void,
+    ) =>
+      inner.watch(
+        watchPath,
+        query,
+        (phase: string, object: T, raw: unknown) =>
+          callback(
+            phase,
+            phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? trim(object) : object,
+            raw,
+          ),
+        done,
+      ),
+  } as unknown as Watch;
+  const trimmedList = async (): Promise<KubernetesListObject<T>> => {
+    const listed = await list();
+    return { ...listed, items: listed.items.map(trim) };
+  };
+  return new ListWatch<T>(path, watch, trimmedList, false, options.labelSelector);
 }

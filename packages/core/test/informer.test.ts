@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { createLogger, InformerRunner, type RestartableInformer } from '../src/index.ts';
+import { createLogger, InformerRunner, type RestartableInformer, withoutManagedFields } from '../src/index.ts';
 
 /** An informer whose first `failures` starts fail the way client-node's do: an 'error' callback, then start() resolves. */
 class FakeInformer implements RestartableInformer {
@@ -98,5 +98,30 @@ describe('InformerRunner', () => {
     assert.equal(informer.starts, starts);
     assert.equal(runner.synced, false);
     assert.equal(informer.stops, 1);
+  });
+});
+
+describe('lean informer caches', () => {
+  it('drops managedFields and nothing else; an object without them is returned as it is', () => {
+    const object = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: 'config-features',
+        namespace: 'knative-serving',
+        labels: { a: 'b' },
+        managedFields: [{ manager: 'kubectl', operation: 'Apply' }],
+      },
+      data: { x: 'y' },
+    };
+    assert.deepEqual(withoutManagedFields(object), {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'config-features', namespace: 'knative-serving', labels: { a: 'b' } },
+      data: { x: 'y' },
+    });
+    assert.ok(object.metadata.managedFields, 'the input is not changed');
+    const bare = { metadata: { name: 'n' } };
+    assert.equal(withoutManagedFields(bare), bare);
   });
 });

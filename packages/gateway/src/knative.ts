@@ -1,11 +1,10 @@
-import { functionKey, InformerRunner, isRecord, type Logger } from '@afterlife/core';
+import { functionKey, InformerRunner, isRecord, type Logger, makeLeanInformer } from '@afterlife/core';
 import {
   CustomObjectsApi,
   type Informer,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
-  makeInformer,
   type ObjectCache,
   type V1EndpointSlice,
 } from '@kubernetes/client-node';
@@ -185,7 +184,7 @@ export class KnativeRouteWatcher {
     const scopes: (string | undefined)[] = options.namespaces.length > 0 ? [...options.namespaces] : [undefined];
     for (const namespace of scopes) {
       const prefix = `/apis/${ROUTES.group}/${ROUTES.version}`;
-      const routes = makeInformer<KnativeRoute>(
+      const routes = makeLeanInformer<KnativeRoute>(
         options.kubeConfig,
         namespace === undefined ? `${prefix}/${ROUTES.plural}` : `${prefix}/namespaces/${namespace}/${ROUTES.plural}`,
         async () =>
@@ -196,7 +195,7 @@ export class KnativeRouteWatcher {
                 namespace,
                 ...withSelector,
               })) as KubernetesListObject<KnativeRoute>,
-        routeSelector,
+        { labelSelector: routeSelector },
       );
       const slices = endpointSliceInformer(options.kubeConfig, namespace, PRIVATE_SLICE_SELECTOR);
       for (const informer of [routes, slices] as Watched<KubernetesObject>[]) {

@@ -1,11 +1,10 @@
-import { InformerRunner, type Logger } from '@afterlife/core';
+import { InformerRunner, type Logger, makeLeanInformer } from '@afterlife/core';
 import {
   CoreV1Api,
   DiscoveryV1Api,
   type Informer,
   type KubeConfig,
   type KubernetesObject,
-  makeInformer,
   type ObjectCache,
   type V1EndpointSlice,
   type V1Service,
@@ -60,7 +59,7 @@ export function endpointSliceInformer(
   labelSelector: string,
 ): Watched<V1EndpointSlice> {
   const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
-  return makeInformer<V1EndpointSlice>(
+  return makeLeanInformer<V1EndpointSlice>(
     kubeConfig,
     namespace === undefined
       ? '/apis/discovery.k8s.io/v1/endpointslices'
@@ -69,7 +68,7 @@ export function endpointSliceInformer(
       namespace === undefined
         ? discovery.listEndpointSliceForAllNamespaces({ labelSelector })
         : discovery.listNamespacedEndpointSlice({ namespace, labelSelector }),
-    labelSelector,
+    { labelSelector },
   );
 }
 
@@ -104,7 +103,7 @@ export class KubeEndpointWatcher {
       options.discovery.namespaces.length > 0 ? [...options.discovery.namespaces] : [undefined];
     for (const namespace of scopes) {
       const selector = serviceSelector === '' ? undefined : serviceSelector;
-      const services = makeInformer<V1Service>(
+      const services = makeLeanInformer<V1Service>(
         options.kubeConfig,
         namespace === undefined ? '/api/v1/services' : `/api/v1/namespaces/${namespace}/services`,
         () =>
@@ -113,7 +112,7 @@ export class KubeEndpointWatcher {
             : core.listNamespacedService(
                 selector === undefined ? { namespace } : { namespace, labelSelector: selector },
               ),
-        selector,
+        { labelSelector: selector },
       );
       const slices = endpointSliceInformer(options.kubeConfig, namespace, SERVICE_NAME_LABEL);
       for (const informer of [services, slices] as Watched<KubernetesObject>[]) {

@@ -83,8 +83,11 @@ export class WarmupProber {
    */
   update(revisionKey: string, notReady: readonly Endpoint[]): WarmEndpoint[] {
     if (this.#stopped) return [];
+    const known = this.#revisions.get(revisionKey);
+    // Most revisions, most of the time: nothing starting, nothing being probed.
+    if (known === undefined && notReady.length === 0) return [];
     const now = Date.now();
-    const targets = this.#revisions.get(revisionKey) ?? new Map<string, Target>();
+    const targets = known ?? new Map<string, Target>();
     const wanted = new Map(notReady.map((endpoint) => [endpointKey(endpoint), endpoint]));
     for (const [key, target] of targets) {
       if (wanted.has(key)) continue;

@@ -1,5 +1,5 @@
-import { InformerRunner, type Logger } from '@afterlife/core';
-import { DiscoveryV1Api, type KubeConfig, makeInformer, type V1EndpointSlice } from '@kubernetes/client-node';
+import { InformerRunner, type Logger, makeLeanInformer } from '@afterlife/core';
+import { DiscoveryV1Api, type KubeConfig, type V1EndpointSlice } from '@kubernetes/client-node';
 import type { GatewayServiceRef } from './config.ts';
 
 /** Tells the scaler which gateway admin URLs exist right now. */
@@ -48,11 +48,11 @@ export function endpointSliceDiscovery(
 ): GatewayDiscovery {
   const api = kubeConfig.makeApiClient(DiscoveryV1Api);
   const labelSelector = `kubernetes.io/service-name=${ref.name}`;
-  const informer = makeInformer<V1EndpointSlice>(
+  const informer = makeLeanInformer<V1EndpointSlice>(
     kubeConfig,
     `/apis/discovery.k8s.io/v1/namespaces/${ref.namespace}/endpointslices`,
     () => api.listNamespacedEndpointSlice({ namespace: ref.namespace, labelSelector }),
-    labelSelector,
+    { labelSelector },
   );
   const runner = new InformerRunner(informer, {
     logger,

@@ -5,9 +5,10 @@ import {
   InformerRunner,
   type KnativeFeatures,
   type Logger,
+  makeLeanInformer,
   UNSYNCED_FEATURES,
 } from '@afterlife/core';
-import { CoreV1Api, type KubeConfig, makeInformer, type V1ConfigMap, type V1Namespace } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1ConfigMap, type V1Namespace } from '@kubernetes/client-node';
 import { LABEL_RUNTIME } from './admit.ts';
 import { WebhookError } from './errors.ts';
 
@@ -28,13 +29,17 @@ export class KnativeConfigWatcher {
     this.#namespace = namespace;
     this.#logger = logger;
     const core = kubeConfig.makeApiClient(CoreV1Api);
-    this.#informer = makeInformer<V1ConfigMap>(kubeConfig, `/api/v1/namespaces/${namespace}/configmaps`, async () => {
-      const list = await core.listNamespacedConfigMap({ namespace });
-      this.#listed = true;
-      // After the informer has stored the listed items (and also when none of ours exist).
-      setImmediate(() => this.#recompute());
-      return list;
-    });
+    this.#informer = makeLeanInformer<V1ConfigMap>(
+      kubeConfig,
+      `/api/v1/namespaces/${namespace}/configmaps`,
+      async () => {
+        const list = await core.listNamespacedConfigMap({ namespace });
+        this.#listed = true;
+        // After the informer has stored the listed items (and also when none of ours exist).
+        setImmediate(() => this.#recompute());
+        return list;
+      },
+    );
     for (const verb of ['add', 'update', 'delete'] as const) {
       this.#informer.on(verb, (cm) => {
         const name = cm.metadata?.name;
@@ -117,11 +122,11 @@ export class NamespaceLabelWatcher {
 
   constructor(kubeConfig: KubeConfig, logger: Logger) {
     const core = kubeConfig.makeApiClient(CoreV1Api);
-    this.#informer = makeInformer<V1Namespace>(
+    this.#informer = makeLeanInformer<V1Namespace>(
       kubeConfig,
       '/api/v1/namespaces',
       () => core.listNamespace({ labelSelector: LABEL_RUNTIME }),
-      LABEL_RUNTIME,
+      { labelSelector: LABEL_RUNTIME },
     );
     this.#runner = new InformerRunner(this.#informer, { logger, what: 'namespaces' });
   }
