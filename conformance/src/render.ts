@@ -486,7 +486,9 @@ export function svgWaterfall(spec: WaterfallSpec): string {
   const height = PAD.top + spec.steps.length * rowH + 30;
   const labelW = 220;
   const end = Math.max(1, ...spec.steps.map((s) => s.end - spec.origin));
-  const x = (t: number) => labelW + ((t - spec.origin) / end) * (W - labelW - PAD.right);
+  // Room right of the longest bar for its duration label ("1.10 s").
+  const valueW = 52;
+  const x = (t: number) => labelW + ((t - spec.origin) / end) * (W - labelW - PAD.right - valueW);
   const bars = spec.steps
     .map((s, i) => {
       const y0 = PAD.top + i * rowH;

@@ -193,6 +193,10 @@ describe('svgChart', () => {
       ],
     });
     assert.equal(html.match(/<g class="step">/g)?.length, 2);
+    // The longest bar leaves room for its duration label inside the drawing.
+    const width = Number(/<svg class="plot"[^>]* width="(\d+)"/.exec(html)?.[1]);
+    const label = [...html.matchAll(/<text x="([\d.]+)"[^>]*font-size="10">/g)].map((m) => Number(m[1]));
+    assert.ok(Math.max(...label) + 45 <= width, `labels end inside ${width}: ${label.join(', ')}`);
     assert.match(html, /<td>pod created → Ready<\/td><td>50 ms<\/td><td>850 ms<\/td>/);
     assert.equal(svgWaterfall({ id: 'x', title: 'x', origin: 0, steps: [] }), '');
   });
