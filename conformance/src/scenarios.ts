@@ -24,7 +24,14 @@ import {
 } from './context.ts';
 import { ConformanceError } from './errors.ts';
 import { type EventOutcome, percentile, sendBurst, sendEvent } from './load.ts';
-import { formatTrace, startColdStartTrace, traceOffsets, traceWaterfall } from './trace.ts';
+import {
+  type ColdStartTrace,
+  type ColdStartTracer,
+  formatTrace,
+  startColdStartTrace,
+  traceOffsets,
+  traceWaterfall,
+} from './trace.ts';
 
 /** A scenario: a mocha test body over the shared context. */
 export interface Scenario {
@@ -292,16 +299,13 @@ const scaleFromZero: Scenario = {
     });
     rec.start = ctx.clock();
     rec.markers.push({ t: rec.start, label: 'event sent at 0 replicas', kind: 'phase' });
-    const sentAt = Date.now();
+    let trace: ColdStartTrace;
     try {
-      await wakeFromZero(ctx, rec, fn);
+      trace = await wakeFromZero(ctx, rec, fn, tracer);
     } catch (error) {
       tracer.stop();
       throw error;
     }
-    const outcome = rec.events.at(-1) as EventOutcome;
-    // After the checks: KEDA may scale back to zero a cooldown after the reply, so nothing waits before them.
-    const trace = await tracer.finish({ sentAt, repliedAt: sentAt + outcome.latencyMs });
     rec.waterfall.push(...traceWaterfall(trace, rec.start));
     for (const [hop, offset] of Object.entries(traceOffsets(trace))) {
       rec.metrics[`trace.${hop.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())}Ms`] = offset;
@@ -318,7 +322,13 @@ const scaleFromZero: Scenario = {
 };
 
 /** Scenario 2's event and checks: sent at zero, answered, the revision ready, its pods under the runtime class. */
-async function wakeFromZero(ctx: SuiteContext, rec: ScenarioRecord, fn: FunctionUnderTest): Promise<void> {
+async function wakeFromZero(
+  ctx: SuiteContext,
+  rec: ScenarioRecord,
+  fn: FunctionUnderTest,
+  tracer: ColdStartTracer,
+): Promise<ColdStartTrace> {
+  const sentAt = Date.now();
   const outcome = await sendEvent({ url: fn.url, workMs: 0 }, 'scale-from-zero', ctx.clock);
   rec.events.push(outcome);
   rec.markers.push({ t: outcome.sentAt + outcome.latencyMs, label: `reply ${outcome.status}`, kind: 'event' });
@@ -332,15 +342,26 @@ async function wakeFromZero(ctx: SuiteContext, rec: ScenarioRecord, fn: Function
       `the first event was not delivered from zero: ${problem} after ${ms(outcome.latencyMs)}; last observed ${after.text}. Is the scaler reachable by KEDA (ScaledObject trigger scalerAddress ${fn.scalerAddress}) and the gateway holding the event?`,
     );
   }
-  const ready = await waitUntil(
-    `${fn.deployment} to report a ready replica`,
-    async () => {
-      const r = await readReplicas(ctx.kubeConfig, ctx.namespace, fn.deployment);
-      return { done: r.ready >= 1, state: r.text };
-    },
-    30_000,
-  );
-  rec.metrics.zeroToReadyMs = Math.round(ctx.clock() - rec.start);
+  // A pod turned Ready, as the trace's pod watch saw it: the gateway may deliver on queue-proxy's
+  // probe before kubelet's Ready, and a short cooldown can take the revision back to zero before
+  // a read of the Deployment would see its ready replica.
+  const trace = await tracer.finish({ sentAt, repliedAt: sentAt + outcome.latencyMs });
+  const podReady = trace.hops.find((hop) => hop.id === 'pod-ready');
+  let ready: string;
+  if (podReady !== undefined) {
+    rec.metrics.zeroToReadyMs = Math.round(podReady.at - sentAt);
+    ready = `a pod of ${fn.revision} Ready ${rec.metrics.zeroToReadyMs} ms after the event was sent (pod watch)`;
+  } else {
+    ready = await waitUntil(
+      `${fn.deployment} to report a ready replica`,
+      async () => {
+        const r = await readReplicas(ctx.kubeConfig, ctx.namespace, fn.deployment);
+        return { done: r.ready >= 1, state: r.text };
+      },
+      30_000,
+    );
+    rec.metrics.zeroToReadyMs = Math.round(ctx.clock() - rec.start);
+  }
   const pods = await ctx.kubeConfig
     .makeApiClient(CoreV1Api)
     .listNamespacedPod({ namespace: ctx.namespace, labelSelector: `serving.knative.dev/service=${fn.name}` });
@@ -357,6 +378,7 @@ async function wakeFromZero(ctx: SuiteContext, rec: ScenarioRecord, fn: Function
   ctx.print(
     `    first event answered in ${ms(outcome.latencyMs)} (echoed id matches); ${running.length} pod(s) with runtimeClassName ${ctx.runtimeClassName}`,
   );
+  return trace;
 }
 
 const scaleUp: Scenario = {
