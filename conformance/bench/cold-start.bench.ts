@@ -7,6 +7,7 @@
 // cold start (when a gateway that waits for kubelet Ready could have delivered).
 // Needs root (a real node) and the cached binaries (run the tests or `afterlife-devcluster build`).
 import { setTimeout as sleep } from 'node:timers/promises';
+import { functionService } from '@afterlife/core';
 import { type BenchRow, benchRow, writeBenchResult } from '@afterlife/devcluster/testing';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { formatTrace, type HopId, traceOffsets } from '../src/trace.ts';
@@ -46,25 +47,13 @@ await withBenchStack('bench-cold', async (local) => {
       version: 'v1',
       namespace: NAMESPACE,
       plural: 'services',
-      body: {
-        apiVersion: 'serving.knative.dev/v1',
-        kind: 'Service',
-        metadata: {
-          name: variant.name,
-          labels: { 'afterlife.dev/runtime': 'wasmedge', 'afterlife.dev/scaling': 'events', ...variant.labels },
-        },
-        spec: {
-          template: {
-            metadata: {
-              annotations: {
-                'afterlife.dev/cooldown-seconds': '3',
-                'afterlife.dev/polling-interval-seconds': '1',
-              },
-            },
-            spec: { containers: [{ image: local.image, ports: [{ containerPort: 8080 }] }] },
-          },
-        },
-      },
+      body: functionService({
+        name: variant.name,
+        namespace: NAMESPACE,
+        image: local.image,
+        labels: variant.labels,
+        annotations: { 'afterlife.dev/cooldown-seconds': '3', 'afterlife.dev/polling-interval-seconds': '1' },
+      }),
     });
   }
   // A round starts only once every Service is at zero with no pod left anywhere in the namespace:

@@ -10,7 +10,8 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { applyObjects } from '@afterlife/devcluster';
+import { functionService } from '@afterlife/core';
+import { AFTERLIFE_NAMESPACE, applyObjects } from '@afterlife/devcluster';
 import { type BenchRow, benchRow, writeBenchResult } from '@afterlife/devcluster/testing';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
 import { formatTrace } from '../src/trace.ts';
@@ -25,9 +26,10 @@ const COLD_STARTS = Number(process.env.BENCH_SCALE_COLD_STARTS ?? 3);
 const POLLING_INTERVAL_SECONDS = Number(process.env.BENCH_SCALE_POLLING_SECONDS ?? 30);
 const NAMESPACE = 'bench-scale';
 const UNDER_TEST = 'cold';
-/** Processes measured, by their name in the cluster's state (the ones Afterlife ships, then KEDA). */
+/** What is measured: the pods Afterlife ships (chart components, one replica each), then KEDA's operator process. */
 const COMPONENTS = ['afterlife-gateway', 'afterlife-scaler', 'afterlife-autoscaler', 'keda-operator'] as const;
 const SHIPPED = COMPONENTS.slice(0, 3);
+type Measured = (typeof COMPONENTS)[number];
 const CLOCK_TICKS_PER_SECOND = 100;
 /** The `afterlife` CLI, built (`pnpm run build`). */
 const AFTERLIFE_CLI = new URL('../../packages/cli/dist/main.js', import.meta.url).pathname;
@@ -47,25 +49,45 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
   }
 }
 
-/** RSS (bytes) and CPU time (ticks) of a process group: the component and anything it runs. */
-function groupUsage(leader: number): { rssBytes: number; cpuTicks: number } {
-  let rssBytes = 0;
-  let cpuTicks = 0;
+interface Usage {
+  rssBytes: number;
+  cpuTicks: number;
+}
+
+/**
+ * RSS (bytes) and CPU time (ticks) of what each component runs: a chart component's pod
+ * processes (the host processes in the pod's cgroup, `pod<uid>` in the path) or a process
+ * group (KEDA's operator runs as a process here).
+ */
+function usageOf(targets: ReadonlyMap<Measured, { podUid?: string; groupLeader?: number }>): Map<Measured, Usage> {
+  const result = new Map<Measured, Usage>([...targets.keys()].map((name) => [name, { rssBytes: 0, cpuTicks: 0 }]));
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       // Fields after the parenthesised command: state ppid pgrp … utime(14) stime(15) … rss(24).
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) !== leader) continue;
-      cpuTicks += Number(fields[11]) + Number(fields[12]);
-      const rss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'));
-      rssBytes += Number(rss?.[1] ?? 0) * 1024;
+      let cgroups: string | undefined;
+      for (const [name, target] of targets) {
+        let matches = target.groupLeader !== undefined && Number(fields[2]) === target.groupLeader;
+        if (!matches && target.podUid) {
+          cgroups ??= readFileSync(`/proc/${entry}/cgroup`, 'utf8');
+          matches =
+            cgroups.includes(`pod${target.podUid}`) || cgroups.includes(`pod${target.podUid.replaceAll('-', '_')}`);
+        }
+        if (!matches) continue;
+        const usage = result.get(name);
+        if (!usage) continue;
+        usage.cpuTicks += Number(fields[11]) + Number(fields[12]);
+        const rss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'));
+        usage.rssBytes += Number(rss?.[1] ?? 0) * 1024;
+        break;
+      }
     } catch {
       // The process ended while being read.
     }
   }
-  return { rssBytes, cpuTicks };
+  return result;
 }
 
 /** The scaler's unary RPC counts and latency histogram (from its /metrics). */
@@ -102,192 +124,197 @@ function p99BoundMs(before: Map<number, number>, after: Map<number, number>): nu
 }
 
 function knativeService(name: string, image: string, annotations: Record<string, string>): KubernetesObject {
-  return {
-    apiVersion: 'serving.knative.dev/v1',
-    kind: 'Service',
-    metadata: {
-      name,
-      namespace: NAMESPACE,
-      labels: { 'afterlife.dev/runtime': 'wasmedge', 'afterlife.dev/scaling': 'events' },
+  return functionService({
+    name,
+    namespace: NAMESPACE,
+    image,
+    // Polled every 30 s (KEDA's own default): activation is pushed, so this costs no cold start.
+    annotations: {
+      'afterlife.dev/cooldown-seconds': '3',
+      'afterlife.dev/polling-interval-seconds': String(POLLING_INTERVAL_SECONDS),
+      ...annotations,
     },
-    spec: {
-      template: {
-        // Polled every 30 s (KEDA's own default): activation is pushed, so this costs no cold start.
-        metadata: {
-          annotations: {
-            'afterlife.dev/cooldown-seconds': '3',
-            'afterlife.dev/polling-interval-seconds': String(POLLING_INTERVAL_SECONDS),
-            ...annotations,
-          },
-        },
-        spec: { containers: [{ image, ports: [{ containerPort: 8080 }] }] },
-      },
-    },
-  } as KubernetesObject;
+  }) as KubernetesObject;
 }
 
-await withBenchStack('bench-scale', async (local) => {
-  const { kubeConfig } = local;
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-  const apps = kubeConfig.makeApiClient(AppsV1Api);
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const pids = local.cluster.state.pids;
-  for (const name of COMPONENTS) if (pids[name] === undefined) throw new Error(`no process ${name} in the cluster`);
-  await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
-  // What an operator with many mostly idle functions sets: revisions may start at zero.
-  await applyObjects(kubeConfig, [
-    {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: { name: 'config-autoscaler', namespace: 'knative-serving' },
-      data: { 'allow-zero-initial-scale': 'true' },
-    } as KubernetesObject,
-  ]);
-  const create = (object: KubernetesObject) =>
-    custom.createNamespacedCustomObject({
-      group: 'serving.knative.dev',
-      version: 'v1',
-      namespace: NAMESPACE,
-      plural: 'services',
-      body: object,
-    });
-  const revisionsReadyAtZero = async (expected: number) => {
-    const [revisions, deployments] = await Promise.all([
-      custom.listNamespacedCustomObject({
+await withBenchStack(
+  'bench-scale',
+  async (local) => {
+    const { kubeConfig } = local;
+    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    const apps = kubeConfig.makeApiClient(AppsV1Api);
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const kedaPid = local.cluster.state.pids['keda-operator'];
+    if (kedaPid === undefined) throw new Error('no keda-operator process in the cluster');
+    /** Each component's pod (one replica each in this bench) or process, read again per N (pods do not move). */
+    const targets = async (): Promise<Map<Measured, { podUid?: string; groupLeader?: number }>> => {
+      const map = new Map<Measured, { podUid?: string; groupLeader?: number }>([
+        ['keda-operator', { groupLeader: kedaPid }],
+      ]);
+      for (const name of SHIPPED) {
+        const component = name.replace('afterlife-', '');
+        const pods = await core.listNamespacedPod({
+          namespace: AFTERLIFE_NAMESPACE,
+          labelSelector: `app.kubernetes.io/component=${component}`,
+        });
+        const uid = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.uid;
+        if (!uid) throw new Error(`no running ${component} pod`);
+        map.set(name, { podUid: uid });
+      }
+      return map;
+    };
+    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    // What an operator with many mostly idle functions sets: revisions may start at zero.
+    await applyObjects(kubeConfig, [
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'config-autoscaler', namespace: 'knative-serving' },
+        data: { 'allow-zero-initial-scale': 'true' },
+      } as KubernetesObject,
+    ]);
+    const create = (object: KubernetesObject) =>
+      custom.createNamespacedCustomObject({
         group: 'serving.knative.dev',
         version: 'v1',
         namespace: NAMESPACE,
-        plural: 'revisions',
-      }) as Promise<{ items: { status?: { conditions?: { type: string; status: string }[] } }[] }>,
-      apps.listNamespacedDeployment({ namespace: NAMESPACE }),
-    ]);
-    const ready = revisions.items.filter((r) =>
-      r.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-    ).length;
-    const atZero = deployments.items.filter((d) => (d.spec?.replicas ?? 1) === 0).length;
-    return ready === expected && atZero === expected ? true : undefined;
-  };
+        plural: 'services',
+        body: object,
+      });
+    const revisionsReadyAtZero = async (expected: number) => {
+      const [revisions, deployments] = await Promise.all([
+        custom.listNamespacedCustomObject({
+          group: 'serving.knative.dev',
+          version: 'v1',
+          namespace: NAMESPACE,
+          plural: 'revisions',
+        }) as Promise<{ items: { status?: { conditions?: { type: string; status: string }[] } }[] }>,
+        apps.listNamespacedDeployment({ namespace: NAMESPACE }),
+      ]);
+      const ready = revisions.items.filter((r) =>
+        r.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      ).length;
+      const atZero = deployments.items.filter((d) => (d.spec?.replicas ?? 1) === 0).length;
+      return ready === expected && atZero === expected ? true : undefined;
+    };
 
-  const rows: BenchRow[] = [];
-  const results = new Map<number, { rss: Record<string, number>; coldMs: number }>();
-  let existing = 0;
-  for (const count of COUNTS) {
-    // N Services in all: the function under test first, then idle ones that never start a pod.
-    const firstRow = rows.length;
-    const started = performance.now();
-    const wanted: KubernetesObject[] = [];
-    if (existing === 0) wanted.push(knativeService(UNDER_TEST, local.image, {}));
-    for (let index = Math.max(existing, 1); index < count; index++) {
-      wanted.push(
-        knativeService(`idle-${String(index).padStart(5, '0')}`, local.image, {
-          'autoscaling.knative.dev/initial-scale': '0',
+    const rows: BenchRow[] = [];
+    const results = new Map<number, { rss: Record<string, number>; coldMs: number }>();
+    let existing = 0;
+    for (const count of COUNTS) {
+      // N Services in all: the function under test first, then idle ones that never start a pod.
+      const firstRow = rows.length;
+      const started = performance.now();
+      const wanted: KubernetesObject[] = [];
+      if (existing === 0) wanted.push(knativeService(UNDER_TEST, local.image, {}));
+      for (let index = Math.max(existing, 1); index < count; index++) {
+        wanted.push(
+          knativeService(`idle-${String(index).padStart(5, '0')}`, local.image, {
+            'autoscaling.knative.dev/initial-scale': '0',
+          }),
+        );
+      }
+      for (let offset = 0; offset < wanted.length; offset += CREATE_CONCURRENCY) {
+        await Promise.all(wanted.slice(offset, offset + CREATE_CONCURRENCY).map(create));
+      }
+      const createdMs = performance.now() - started;
+      existing = count;
+      await until(`${count} revisions Ready at 0`, () => revisionsReadyAtZero(count), 900_000, 2000);
+      const readyMs = performance.now() - started;
+      print(
+        `\nN = ${count}: created in ${(createdMs / 1000).toFixed(1)} s, all Ready at 0 after ${(readyMs / 1000).toFixed(1)} s`,
+      );
+
+      // Idle: let informers and KEDA settle, then measure a window.
+      await sleep(10_000);
+      const scalerUrl = local.scalerAdminUrl;
+      const measured = await targets();
+      const before = Object.fromEntries(usageOf(measured));
+      const rpcsBefore = await scalerRpcs(scalerUrl);
+      const windowStart = performance.now();
+      await sleep(IDLE_SECONDS * 1000);
+      const seconds = (performance.now() - windowStart) / 1000;
+      const after = Object.fromEntries(usageOf(measured));
+      const rpcsAfter = await scalerRpcs(scalerUrl);
+      const callsPerSecond = (rpcsAfter.calls - rpcsBefore.calls) / seconds;
+      const pushesPerSecond = (rpcsAfter.pushes - rpcsBefore.pushes) / seconds;
+      const p99Ms = p99BoundMs(rpcsBefore.buckets, rpcsAfter.buckets);
+
+      // What an operator runs: `afterlife status` over the N functions (the CLI as a process).
+      const statusStarted = performance.now();
+      const status = spawnSync(process.execPath, [AFTERLIFE_CLI, 'status', '-n', NAMESPACE, '-o', 'json'], {
+        env: { ...process.env, KUBECONFIG: local.cluster.kubeconfigPath },
+        encoding: 'utf8',
+        maxBuffer: 256 * 2 ** 20,
+      });
+      const statusMs = performance.now() - statusStarted;
+      const listed =
+        status.status === 0 ? (JSON.parse(status.stdout) as { functions: unknown[] }).functions.length : -1;
+      if (listed !== count) throw new Error(`afterlife status listed ${listed} of ${count}: ${status.stderr}`);
+
+      // Cold starts of the function under test, among the N (kubelet's one-second PLEG relist makes
+      // single starts vary by up to a second: the median of several), each once its last pod is gone
+      // (a pod still stopping on the node slows the next start).
+      const replies: number[] = [];
+      for (let round = 0; round < COLD_STARTS; round++) {
+        await until(`${UNDER_TEST} back at zero`, () => revisionsReadyAtZero(count), 180_000, 1000);
+        await until(
+          'no pod left in the namespace',
+          async () => ((await core.listNamespacedPod({ namespace: NAMESPACE })).items.length === 0 ? true : undefined),
+          120_000,
+        );
+        const { outcome, trace } = await tracedColdStart(local, NAMESPACE, UNDER_TEST);
+        print(`  cold start ${round + 1}/${COLD_STARTS}: ${outcome.latencyMs.toFixed(0)} ms`);
+        for (const line of formatTrace(trace)) print(`    ${line}`);
+        replies.push(outcome.latencyMs);
+      }
+      const coldMs = median(replies);
+
+      const rss = Object.fromEntries(COMPONENTS.map((name) => [name, after[name]?.rssBytes ?? 0]));
+      results.set(count, { rss, coldMs });
+      const base = results.get(COUNTS[0] ?? 1);
+      rows.push(
+        benchRow(`N=${count}: all revisions Ready at 0`, readyMs / 1000, 's', 'lower'),
+        benchRow(`N=${count}: first event → reply (median of ${COLD_STARTS})`, coldMs, 'ms', 'lower', {
+          name: `N=${COUNTS[0]}`,
+          value: base?.coldMs ?? Number.NaN,
         }),
+        benchRow(`N=${count}: scaler calls from KEDA`, callsPerSecond, 'calls/s', 'lower'),
+        benchRow(`N=${count}: scaler p99 (histogram bucket)`, p99Ms, 'ms', 'lower'),
+        benchRow(`N=${count}: StreamIsActive messages to KEDA`, pushesPerSecond, 'messages/s', 'lower'),
+        benchRow(`N=${count}: afterlife status (all functions)`, statusMs, 'ms', 'lower'),
       );
+      for (const name of COMPONENTS) {
+        const cpu = ((after[name]?.cpuTicks ?? 0) - (before[name]?.cpuTicks ?? 0)) / CLOCK_TICKS_PER_SECOND / seconds;
+        rows.push(
+          benchRow(`N=${count}: ${name} RSS`, (after[name]?.rssBytes ?? 0) / 2 ** 20, 'MiB', 'lower'),
+          benchRow(`N=${count}: ${name} CPU`, cpu * 100, '% of a core', 'lower'),
+        );
+      }
+      if (base !== undefined && count > (COUNTS[0] ?? 1)) {
+        const perFunction = (name: string) => ((rss[name] ?? 0) - (base.rss[name] ?? 0)) / (count - (COUNTS[0] ?? 1));
+        const shipped = SHIPPED.reduce((sum, name) => sum + perFunction(name), 0);
+        rows.push(
+          benchRow(`N=${count}: gateway + scaler + autoscaler RSS per idle function`, shipped / 1024, 'KiB', 'lower'),
+          benchRow(
+            `N=${count}: keda-operator RSS per idle function`,
+            perFunction('keda-operator') / 1024,
+            'KiB',
+            'lower',
+          ),
+        );
+      }
+      for (const row of rows.slice(firstRow)) {
+        const baseline =
+          row.baseline === null
+            ? ''
+            : `  vs ${row.baseline}: ${row.baselineValue?.toFixed(0)} (${row.ratio?.toFixed(2)}×)`;
+        print(
+          `  ${row.name.padEnd(62)} ${row.value.toFixed(row.value < 10 ? 2 : 0).padStart(8)} ${row.unit}${baseline}`,
+        );
+      }
     }
-    for (let offset = 0; offset < wanted.length; offset += CREATE_CONCURRENCY) {
-      await Promise.all(wanted.slice(offset, offset + CREATE_CONCURRENCY).map(create));
-    }
-    const createdMs = performance.now() - started;
-    existing = count;
-    await until(`${count} revisions Ready at 0`, () => revisionsReadyAtZero(count), 900_000, 2000);
-    const readyMs = performance.now() - started;
-    print(
-      `\nN = ${count}: created in ${(createdMs / 1000).toFixed(1)} s, all Ready at 0 after ${(readyMs / 1000).toFixed(1)} s`,
-    );
-
-    // Idle: let informers and KEDA settle, then measure a window.
-    await sleep(10_000);
-    const scalerUrl = `http://127.0.0.1:${local.ports.scalerMetrics}`;
-    const before = Object.fromEntries(COMPONENTS.map((name) => [name, groupUsage(pids[name] ?? 0)]));
-    const rpcsBefore = await scalerRpcs(scalerUrl);
-    const windowStart = performance.now();
-    await sleep(IDLE_SECONDS * 1000);
-    const seconds = (performance.now() - windowStart) / 1000;
-    const after = Object.fromEntries(COMPONENTS.map((name) => [name, groupUsage(pids[name] ?? 0)]));
-    const rpcsAfter = await scalerRpcs(scalerUrl);
-    const callsPerSecond = (rpcsAfter.calls - rpcsBefore.calls) / seconds;
-    const pushesPerSecond = (rpcsAfter.pushes - rpcsBefore.pushes) / seconds;
-    const p99Ms = p99BoundMs(rpcsBefore.buckets, rpcsAfter.buckets);
-
-    // What an operator runs: `afterlife status` over the N functions (the CLI as a process).
-    const statusStarted = performance.now();
-    const status = spawnSync(
-      process.execPath,
-      [
-        AFTERLIFE_CLI,
-        'status',
-        '-n',
-        NAMESPACE,
-        '-o',
-        'json',
-        '--gateway-admin-url',
-        `http://127.0.0.1:${local.ports.gatewayAdmin}`,
-      ],
-      { env: { ...process.env, KUBECONFIG: local.cluster.kubeconfigPath }, encoding: 'utf8', maxBuffer: 256 * 2 ** 20 },
-    );
-    const statusMs = performance.now() - statusStarted;
-    const listed = status.status === 0 ? (JSON.parse(status.stdout) as { functions: unknown[] }).functions.length : -1;
-    if (listed !== count) throw new Error(`afterlife status listed ${listed} of ${count}: ${status.stderr}`);
-
-    // Cold starts of the function under test, among the N (kubelet's one-second PLEG relist makes
-    // single starts vary by up to a second: the median of several), each once its last pod is gone
-    // (a pod still stopping on the node slows the next start).
-    const replies: number[] = [];
-    for (let round = 0; round < COLD_STARTS; round++) {
-      await until(`${UNDER_TEST} back at zero`, () => revisionsReadyAtZero(count), 180_000, 1000);
-      await until(
-        'no pod left in the namespace',
-        async () => ((await core.listNamespacedPod({ namespace: NAMESPACE })).items.length === 0 ? true : undefined),
-        120_000,
-      );
-      const { outcome, trace } = await tracedColdStart(local, NAMESPACE, UNDER_TEST);
-      print(`  cold start ${round + 1}/${COLD_STARTS}: ${outcome.latencyMs.toFixed(0)} ms`);
-      for (const line of formatTrace(trace)) print(`    ${line}`);
-      replies.push(outcome.latencyMs);
-    }
-    const coldMs = median(replies);
-
-    const rss = Object.fromEntries(COMPONENTS.map((name) => [name, after[name]?.rssBytes ?? 0]));
-    results.set(count, { rss, coldMs });
-    const base = results.get(COUNTS[0] ?? 1);
-    rows.push(
-      benchRow(`N=${count}: all revisions Ready at 0`, readyMs / 1000, 's', 'lower'),
-      benchRow(`N=${count}: first event → reply (median of ${COLD_STARTS})`, coldMs, 'ms', 'lower', {
-        name: `N=${COUNTS[0]}`,
-        value: base?.coldMs ?? Number.NaN,
-      }),
-      benchRow(`N=${count}: scaler calls from KEDA`, callsPerSecond, 'calls/s', 'lower'),
-      benchRow(`N=${count}: scaler p99 (histogram bucket)`, p99Ms, 'ms', 'lower'),
-      benchRow(`N=${count}: StreamIsActive messages to KEDA`, pushesPerSecond, 'messages/s', 'lower'),
-      benchRow(`N=${count}: afterlife status (all functions)`, statusMs, 'ms', 'lower'),
-    );
-    for (const name of COMPONENTS) {
-      const cpu = ((after[name]?.cpuTicks ?? 0) - (before[name]?.cpuTicks ?? 0)) / CLOCK_TICKS_PER_SECOND / seconds;
-      rows.push(
-        benchRow(`N=${count}: ${name} RSS`, (after[name]?.rssBytes ?? 0) / 2 ** 20, 'MiB', 'lower'),
-        benchRow(`N=${count}: ${name} CPU`, cpu * 100, '% of a core', 'lower'),
-      );
-    }
-    if (base !== undefined && count > (COUNTS[0] ?? 1)) {
-      const perFunction = (name: string) => ((rss[name] ?? 0) - (base.rss[name] ?? 0)) / (count - (COUNTS[0] ?? 1));
-      const shipped = SHIPPED.reduce((sum, name) => sum + perFunction(name), 0);
-      rows.push(
-        benchRow(`N=${count}: gateway + scaler + autoscaler RSS per idle function`, shipped / 1024, 'KiB', 'lower'),
-        benchRow(
-          `N=${count}: keda-operator RSS per idle function`,
-          perFunction('keda-operator') / 1024,
-          'KiB',
-          'lower',
-        ),
-      );
-    }
-    for (const row of rows.slice(firstRow)) {
-      const baseline =
-        row.baseline === null
-          ? ''
-          : `  vs ${row.baseline}: ${row.baselineValue?.toFixed(0)} (${row.ratio?.toFixed(2)}×)`;
-      print(`  ${row.name.padEnd(62)} ${row.value.toFixed(row.value < 10 ? 2 : 0).padStart(8)} ${row.unit}${baseline}`);
-    }
-  }
-  writeBenchResult('scale', rows);
-});
+    writeBenchResult('scale', rows);
+  },
+  { gateway: { replicas: 1 } },
+);

@@ -1,9 +1,9 @@
-// The local stack a bench runs against (a cluster with a real node, Afterlife as processes),
+// The local stack a bench runs against (a cluster with a real node, Afterlife installed by helm),
 // stopped on SIGINT/SIGTERM as well as when the bench ends: an interrupted bench leaves nothing.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLogger } from '@afterlife/core';
+import { createLogger, gatewayAdmins } from '@afterlife/core';
+import { AFTERLIFE_NAMESPACE, type LocalAfterlife, startLocalAfterlife } from '@afterlife/devcluster';
 import { type EventOutcome, sendEvent } from '../src/load.ts';
-import { type LocalAfterlife, startLocalAfterlife } from '../src/local.ts';
 import { type ColdStartTrace, startColdStartTrace } from '../src/trace.ts';
 
 export const print = (line: string): void => {
@@ -11,7 +11,11 @@ export const print = (line: string): void => {
 };
 
 /** Starts the stack, runs `bench` against it, stops it — also when interrupted (exit 130/143). */
-export async function withBenchStack(name: string, bench: (local: LocalAfterlife) => Promise<void>): Promise<void> {
+export async function withBenchStack(
+  name: string,
+  bench: (local: LocalAfterlife) => Promise<void>,
+  values: Readonly<Record<string, unknown>> = {},
+): Promise<void> {
   let stopping: Promise<void> | undefined;
   let local: LocalAfterlife | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -24,6 +28,7 @@ export async function withBenchStack(name: string, bench: (local: LocalAfterlife
     name: `${name}-${process.pid}`,
     logger: createLogger('bench', { level: 'warn' }),
     print,
+    values,
   });
   try {
     await bench(local);
@@ -50,8 +55,8 @@ export async function tracedColdStart(
     namespace,
     revision,
     deployment: `${revision}-deployment`,
-    gatewayAdminUrl: `http://127.0.0.1:${local.ports.gatewayAdmin}`,
-    scalerAdminUrl: `http://127.0.0.1:${local.ports.scalerMetrics}`,
+    gatewayAdmins: () => gatewayAdmins(local.kubeConfig, { namespace: AFTERLIFE_NAMESPACE }),
+    scalerAdminUrl: local.scalerAdminUrl,
   });
   const sentAt = Date.now();
   const outcome = await sendEvent({ url: local.functionUrl(namespace, service), workMs: 0 }, 'bench', () =>

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { createLogger, parseFlags, UsageError } from '@afterlife/core';
 import { readPreviousRun } from './compare.ts';
+import type { LocalStackLauncher } from './local-stack.ts';
 import { PROFILES, withLoad } from './profile.ts';
 import { headlineLines, previousRunLine } from './render.ts';
 import { startConformance } from './runner.ts';
@@ -8,14 +9,21 @@ import { startConformance } from './runner.ts';
 const USAGE = `afterlife-conformance — prove Afterlife scale-to-zero Wasm functions on a cluster
 
 Usage:
-  afterlife-conformance [--kubeconfig P] [--context C] [--local] [--keep]
+  afterlife-conformance [--kubeconfig P] [--context C] [--local] [--keep] [--faults]
                         [--workload-image IMG] [--profile short|full] [--report-dir DIR]
                         [--gateway-url URL] [--gateway-admin-url URL] [--scaler-address HOST:PORT]
-                        [--scaler-admin-url URL]
+                        [--scaler-admin-url URL] [--afterlife-namespace NS]
                         [--namespace-prefix P] [--load-rate N] [--load-duration S]
                         [--load-concurrency N] [--expected-replicas N] [--compare PREVIOUS.json]
 
-  --local               start a local devcluster with Afterlife and run against it
+  --local               make a local cluster (real nodes), helm install Afterlife on it and
+                        run cluster mode against it — with the Afterlife CLI:
+                        afterlife conformance --local (this package carries no launcher)
+  --faults              also inject faults under load (delete a gateway, the scaler and a
+                        function pod; restart the autoscaler); always on with --local, which
+                        also restarts the kube-apiserver
+  --afterlife-namespace where Afterlife is installed (default afterlife-system): the pods the
+                        faults delete
   --gateway-url         the gateway's event port as reachable from here (required on a cluster;
                         e.g. kubectl -n afterlife-system port-forward svc/afterlife-gateway 8080:80)
   --gateway-admin-url   the gateway's admin port (/readyz, /v1/counts, /v1/cold-starts), optional
@@ -33,8 +41,13 @@ function positive(name: string, value: string | undefined): number | undefined {
   return n;
 }
 
+export interface ConformanceCliOptions {
+  /** What `--local` makes (the `afterlife` CLI passes the devcluster's); without it `--local` is a usage error. */
+  readonly local?: LocalStackLauncher;
+}
+
 /** Runs the suite as the `afterlife-conformance` / `afterlife conformance` command; returns the exit code. */
-export async function runConformanceCli(argv: string[]): Promise<number> {
+export async function runConformanceCli(argv: string[], cli: ConformanceCliOptions = {}): Promise<number> {
   const { values } = parseFlags({
     args: argv,
     options: {
@@ -42,6 +55,8 @@ export async function runConformanceCli(argv: string[]): Promise<number> {
       context: { type: 'string' },
       local: { type: 'boolean' },
       keep: { type: 'boolean' },
+      faults: { type: 'boolean' },
+      'afterlife-namespace': { type: 'string' },
       'workload-image': { type: 'string' },
       profile: { type: 'string' },
       'report-dir': { type: 'string' },
@@ -73,10 +88,17 @@ export async function runConformanceCli(argv: string[]): Promise<number> {
     concurrency: positive('load-concurrency', values['load-concurrency']),
     expectedReplicas: positive('expected-replicas', values['expected-replicas']),
   });
+  if (values.local && !cli.local) {
+    throw new UsageError(
+      '--local needs the local cluster launcher, which ships with the Afterlife CLI: run `afterlife conformance --local` (afterlife-conformance itself runs against any cluster you give it)',
+    );
+  }
   const previous = values.compare ? await readPreviousRun(resolve(values.compare)) : undefined;
   const logger = createLogger('conformance', { level: process.env.AFTERLIFE_LOG_LEVEL === 'debug' ? 'debug' : 'warn' });
   const run = startConformance({
-    local: values.local ?? false,
+    ...(values.local && cli.local ? { local: cli.local } : {}),
+    faults: values.faults ?? false,
+    ...(values['afterlife-namespace'] ? { afterlifeNamespace: values['afterlife-namespace'] } : {}),
     keep: values.keep ?? false,
     profile,
     reportDir: resolve(values['report-dir'] ?? 'conformance-report'),

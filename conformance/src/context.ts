@@ -1,5 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { countsOf, errorMessage, type FunctionCounts, fetchCounts, type Logger } from '@afterlife/core';
+import {
+  errorMessage,
+  type FunctionCounts,
+  fetchAllCounts,
+  type GatewayAdmin,
+  gatewayAdmins,
+  type Logger,
+  sumCounts,
+} from '@afterlife/core';
 import { AppsV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { ConformanceError } from './errors.ts';
 import type { EventOutcome } from './load.ts';
@@ -52,6 +60,12 @@ export interface FunctionUnderTest {
 export interface SuiteContext {
   readonly kubeConfig: KubeConfig;
   readonly local: boolean;
+  /** Run the fault scenario (`--faults`; always with a local stack). */
+  readonly faults: boolean;
+  /** Namespace of the Afterlife install (its pods are what the faults delete). */
+  readonly afterlifeNamespace: string;
+  /** A local stack's kube-apiserver restart (the one fault a user's cluster is not asked to take). */
+  readonly restartApiServer?: () => Promise<number>;
   readonly namespace: string;
   readonly gatewayUrl: string;
   readonly gatewayAdminUrl: string | undefined;
@@ -136,29 +150,52 @@ export async function readReplicas(kubeConfig: KubeConfig, namespace: string, na
   return { desired, ready, text: `deployment ${namespace}/${name} spec.replicas=${desired} ready=${ready}` };
 }
 
-/** Held (pending) events per revision on the gateway (empty when the admin API is not reachable). */
-async function gatewayPending(adminUrl: string | undefined, namespace: string): Promise<Map<string, number>> {
+/**
+ * Every gateway's admin API: `--gateway-admin-url` when given (a port-forward reaches one pod,
+ * the same one its events go to), else each gateway pod of the install through the API
+ * server's pod proxy (a Service spreads the events over all of them).
+ */
+export function suiteGatewayAdmins(ctx: SuiteContext): Promise<GatewayAdmin[]> {
+  return gatewayAdmins(ctx.kubeConfig, {
+    ...(ctx.gatewayAdminUrl ? { urls: [ctx.gatewayAdminUrl] } : { namespace: ctx.afterlifeNamespace }),
+  });
+}
+
+/** Held (pending) events per revision over the gateways (empty when none answers). */
+async function gatewayPending(ctx: SuiteContext): Promise<Map<string, number>> {
   const result = new Map<string, number>();
-  if (!adminUrl) return result;
   try {
-    const snapshot = await fetchCounts(adminUrl);
-    for (const f of snapshot.functions) if (f.namespace === namespace) result.set(f.name, f.pending);
+    const { snapshots } = await fetchAllCounts(await suiteGatewayAdmins(ctx));
+    for (const snapshot of snapshots) {
+      for (const f of snapshot.functions) {
+        if (f.namespace === ctx.namespace) result.set(f.name, (result.get(f.name) ?? 0) + f.pending);
+      }
+    }
   } catch {
     // Charts just lose the pending line.
   }
   return result;
 }
 
-/** The gateway's counts of one revision of the suite (undefined without the admin API). */
+/** The gateways' counts of one revision of the suite, summed (undefined when no gateway answers or knows it). */
 export async function gatewayCounts(ctx: SuiteContext, revision: string): Promise<FunctionCounts | undefined> {
-  if (!ctx.gatewayAdminUrl) return undefined;
-  return countsOf(await fetchCounts(ctx.gatewayAdminUrl), { namespace: ctx.namespace, name: revision });
+  const { snapshots, unreachable } = await fetchAllCounts(await suiteGatewayAdmins(ctx));
+  if (snapshots.length === 0) {
+    throw new ConformanceError(
+      'SCENARIO_FAILED',
+      `no gateway admin API answered: ${unreachable.join('; ') || 'no gateway pods found'}`,
+    );
+  }
+  return sumCounts(snapshots, { namespace: ctx.namespace, name: revision });
 }
 
-/** Delivered count of a revision on the gateway (undefined without the admin API). */
+/** Delivered count of a revision over the gateways (undefined when no gateway answers). */
 export async function gatewayDelivered(ctx: SuiteContext, revision: string): Promise<number | undefined> {
-  if (!ctx.gatewayAdminUrl) return undefined;
-  return (await gatewayCounts(ctx, revision))?.delivered ?? 0;
+  try {
+    return (await gatewayCounts(ctx, revision))?.delivered ?? 0;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Samples every watched Deployment's replicas every `intervalMs` until stopped. */
@@ -168,7 +205,7 @@ export function startSampler(ctx: SuiteContext, intervalMs = 500): () => Promise
   const loop = (async () => {
     while (running) {
       const t = ctx.clock();
-      const pending = await gatewayPending(ctx.gatewayAdminUrl, ctx.namespace);
+      const pending = await gatewayPending(ctx);
       for (const deployment of ctx.watched) {
         try {
           const d = await apps.readNamespacedDeployment({ name: deployment, namespace: ctx.namespace });

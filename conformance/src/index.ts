@@ -1,6 +1,5 @@
-export { runConformanceCli } from './cli.ts';
+export { type ConformanceCliOptions, runConformanceCli } from './cli.ts';
 export { readPreviousRun } from './compare.ts';
-export { componentMain, startComponent } from './components.ts';
 export {
   type FunctionUnderTest,
   type ReplicaSample,
@@ -22,24 +21,20 @@ export {
   type VersionFallbacks,
 } from './environment.ts';
 export { ConformanceError, type ConformanceErrorCode } from './errors.ts';
+export { FAULTS, runFaults } from './faults.ts';
 export { escapeXml, type TestResult, toJUnitXml } from './junit.ts';
 export {
   type EventOutcome,
   isDelivered,
   isRefused,
+  isRetryable,
   type LoadTarget,
   percentile,
   sendBurst,
   sendEvent,
+  sendWithRetry,
 } from './load.ts';
-export {
-  LOCAL_GATEWAY,
-  type LocalAfterlife,
-  type LocalAfterlifeOptions,
-  type LocalGatewaySettings,
-  type LocalPorts,
-  startLocalAfterlife,
-} from './local.ts';
+export type { LocalStack, LocalStackLauncher, LocalStackOptions } from './local-stack.ts';
 export {
   formatPreflight,
   PREFLIGHT_CHECKS,

@@ -13,6 +13,10 @@ export interface EventOutcome {
   /** The `Retry-After` of a refusal (503 beyond the gateway's pending limit, 504), when there was one. */
   readonly retryAfter?: string;
   readonly error?: string;
+  /** Sends of this event (same `ce-id`) by a retrying sender; absent for a single send. */
+  readonly attempts?: number;
+  /** Attempts that failed before the last (ms since the run started, and why). */
+  readonly failures?: readonly { readonly at: number; readonly status: number; readonly error?: string }[];
 }
 
 /** Answered 2xx: the function got it and replied. */
@@ -28,8 +32,12 @@ export interface LoadTarget {
 }
 
 /** Sends one binary-mode CloudEvent and waits for the function's reply (no ack before delivery). */
-export async function sendEvent(target: LoadTarget, phase: string, clock: () => number): Promise<EventOutcome> {
-  const id = randomUUID();
+export async function sendEvent(
+  target: LoadTarget,
+  phase: string,
+  clock: () => number,
+  id: string = randomUUID(),
+): Promise<EventOutcome> {
   const sentAt = clock();
   const started = performance.now();
   try {
@@ -67,6 +75,40 @@ export async function sendEvent(target: LoadTarget, phase: string, clock: () => 
       echoedId: '',
       error: error instanceof Error ? error.message : String(error),
     };
+  }
+}
+
+/** Answers a sender retries: no connection or reset (0), and the gateway's or a proxy's "not now". */
+export const isRetryable = (e: EventOutcome): boolean =>
+  e.status === 0 || e.status === 502 || e.status === 503 || e.status === 504;
+
+/**
+ * What a CloudEvents sender with retries does (Knative Eventing's delivery spec: exponential
+ * backoff): sends the event, and again with the same `ce-id` on a retryable answer — 100 ms
+ * doubling to 2 s, honouring Retry-After — until acknowledged or `deadlineMs` after the first
+ * send. The outcome is the last attempt's, with the attempts and the failures before it.
+ */
+export async function sendWithRetry(
+  target: LoadTarget,
+  phase: string,
+  clock: () => number,
+  deadlineMs = 60_000,
+): Promise<EventOutcome> {
+  const id = randomUUID();
+  const first = clock();
+  const failures: { at: number; status: number; error?: string }[] = [];
+  let backoffMs = 100;
+  for (let attempt = 1; ; attempt++) {
+    const outcome = await sendEvent(target, phase, clock, id);
+    if (!isRetryable(outcome) || clock() - first + backoffMs > deadlineMs) {
+      return { ...outcome, sentAt: first, latencyMs: clock() - first, attempts: attempt, failures };
+    }
+    failures.push({ at: outcome.sentAt, status: outcome.status, ...(outcome.error ? { error: outcome.error } : {}) });
+    const retryAfterMs = Number(outcome.retryAfter ?? Number.NaN) * 1000;
+    await new Promise((resolve) =>
+      setTimeout(resolve, Number.isFinite(retryAfterMs) ? Math.max(retryAfterMs, backoffMs) : backoffMs),
+    );
+    backoffMs = Math.min(backoffMs * 2, 2000);
   }
 }
 

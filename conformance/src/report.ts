@@ -95,15 +95,18 @@ const METRIC_LABELS: Readonly<Record<string, { label: string; unit?: Unit | 'tex
   skipped: { label: 'not run', unit: 'text' },
   loadEndedAtMs: { label: 'load ended at', hidden: true },
   deliveredVia: { label: 'first event delivered on', unit: 'text' },
+  faults: { label: 'faults injected', unit: 'text' },
 };
 
 /** `trace.<hop>Ms`: the cold-start hops, drawn as the waterfall; in the JSON as numbers too. */
 const TRACE_METRIC_PREFIX = 'trace.';
+/** `fault.<id>.<figure>`: each fault's timeline, in the notes and on the chart as markers; in the JSON as numbers. */
+const FAULT_METRIC_PREFIX = 'fault.';
 
 /** "firstEventLatencyMs" → "first event latency" with the unit its suffix names. */
 function metricFact(key: string, value: number | string | boolean): Fact | undefined {
   const known = METRIC_LABELS[key];
-  if (known?.hidden || key.startsWith(TRACE_METRIC_PREFIX)) return undefined;
+  if (known?.hidden || key.startsWith(TRACE_METRIC_PREFIX) || key.startsWith(FAULT_METRIC_PREFIX)) return undefined;
   const unit: Unit | 'text' =
     known?.unit ?? (/Ms$/.test(key) ? 'ms' : /Seconds$/.test(key) ? 's' : typeof value === 'number' ? 'count' : 'text');
   const label =

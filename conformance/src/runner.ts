@@ -6,7 +6,7 @@ import { record, type ScenarioRecord, type SuiteContext, startSampler } from './
 import { detectEnvironment, type VersionFallbacks } from './environment.ts';
 import { ConformanceError } from './errors.ts';
 import type { TestResult } from './junit.ts';
-import { type LocalAfterlife, startLocalAfterlife } from './local.ts';
+import type { LocalStack, LocalStackLauncher } from './local-stack.ts';
 import { formatPreflight, type PreflightResult, runPreflight } from './preflight.ts';
 import type { Profile } from './profile.ts';
 import type { PreviousRun } from './render.ts';
@@ -25,7 +25,12 @@ export const DEFAULT_WORKLOAD_IMAGE = 'ghcr.io/afterlife-dev/echo:latest';
 export const RUN_LABEL = 'afterlife.dev/conformance-run';
 
 export interface ConformanceOptions {
-  readonly local: boolean;
+  /** `--local`: make a cluster with Afterlife on this machine and run cluster mode against it. */
+  readonly local?: LocalStackLauncher;
+  /** Inject faults under load (scenario 7); always on with a local stack. */
+  readonly faults?: boolean;
+  /** Namespace of the Afterlife install whose pods the faults delete (default afterlife-system). */
+  readonly afterlifeNamespace?: string;
   readonly kubeconfig?: string;
   readonly context?: string;
   readonly keep: boolean;
@@ -107,7 +112,7 @@ export function startConformance(options: ConformanceOptions): ConformanceRun {
       const starting = await state.starting?.catch(() => undefined);
       await starting?.stop();
     },
-    keptKubeconfig: () => state.kept?.cluster.kubeconfigPath ?? '',
+    keptKubeconfig: () => state.kept?.kubeconfigPath ?? '',
     async stopKept() {
       const kept = state.kept;
       state.kept = undefined;
@@ -118,12 +123,12 @@ export function startConformance(options: ConformanceOptions): ConformanceRun {
 
 interface RunState {
   cancelling: boolean;
-  kept: LocalAfterlife | undefined;
-  starting: Promise<LocalAfterlife> | undefined;
+  kept: LocalStack | undefined;
+  starting: Promise<LocalStack> | undefined;
 }
 
 /** The same stack whose stop() runs once however often it is called. */
-function stopOnce(stack: LocalAfterlife): LocalAfterlife {
+function stopOnce(stack: LocalStack): LocalStack {
   let stopped: Promise<void> | undefined;
   const stop = () => {
     stopped ??= stack.stop();
@@ -144,15 +149,16 @@ async function run(
   const clock = () => performance.now() - t0;
   let kubeConfig: KubeConfig;
   let gatewayUrl = options.gatewayUrl;
-  let gatewayAdminUrl = options.gatewayAdminUrl;
+  const gatewayAdminUrl = options.gatewayAdminUrl;
+  let preflightGatewayAdminUrl = gatewayAdminUrl;
   let scalerAddress = options.scalerAddress;
   let scalerAdminUrl = options.scalerAdminUrl;
   let image = options.workloadImage ?? DEFAULT_WORKLOAD_IMAGE;
-  let local: LocalAfterlife | undefined;
+  let local: LocalStack | undefined;
   let versionFallbacks: VersionFallbacks | undefined;
   if (options.local) {
     // Ctrl-C during start-up waits for this and stops what it started.
-    state.starting = startLocalAfterlife({ name: `conformance-${process.pid}`, logger, print }).then(stopOnce);
+    state.starting = options.local({ name: `conformance-${process.pid}`, logger, print }).then(stopOnce);
     local = await state.starting;
     if (state.cancelling) throw new ConformanceError('CANCELLED', 'interrupted while the local stack started');
     const stack = local;
@@ -164,10 +170,10 @@ async function run(
       await stack.stop();
     });
     kubeConfig = local.kubeConfig;
-    gatewayUrl = `http://127.0.0.1:${local.ports.gateway}`;
-    gatewayAdminUrl = `http://127.0.0.1:${local.ports.gatewayAdmin}`;
-    scalerAddress = `127.0.0.1:${local.ports.scaler}`;
-    scalerAdminUrl = `http://127.0.0.1:${local.ports.scalerMetrics}`;
+    // The admin URL goes through the gateway Service (any one pod): preflight's /readyz only; the
+    // scenarios read every gateway pod through the API server's pod proxy.
+    ({ gatewayUrl, scalerAddress, scalerAdminUrl } = local);
+    preflightGatewayAdminUrl = local.gatewayAdminUrl;
     image = options.workloadImage ?? local.image;
     versionFallbacks = local.versions;
   } else {
@@ -187,7 +193,7 @@ async function run(
     ...(options.runtimeClassName ? { runtimeClassName: options.runtimeClassName } : {}),
     ...(options.knativeNamespace ? { knativeNamespace: options.knativeNamespace } : {}),
     ...(gatewayUrl ? { gatewayUrl } : {}),
-    ...(gatewayAdminUrl ? { gatewayAdminUrl } : {}),
+    ...(preflightGatewayAdminUrl ? { gatewayAdminUrl: preflightGatewayAdminUrl } : {}),
     ...(scalerAddress ? { scalerAddress } : {}),
     ...(versionFallbacks ? { versionFallbacks } : {}),
   });
@@ -238,8 +244,11 @@ async function run(
 
   const ctx: SuiteContext = {
     kubeConfig,
-    local: options.local,
+    local: options.local !== undefined,
     namespace,
+    faults: options.local !== undefined || (options.faults ?? false),
+    afterlifeNamespace: options.afterlifeNamespace ?? 'afterlife-system',
+    ...(local ? { restartApiServer: local.restartApiServer } : {}),
     gatewayUrl: gatewayUrl ?? '',
     gatewayAdminUrl,
     scalerAdminUrl,

@@ -1,15 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AFTERLIFE_AUTOSCALER_CLASS, errorMessage, WASM_VARIANT_ANNOTATION } from '@afterlife/core';
 import {
+  AFTERLIFE_AUTOSCALER_CLASS,
   ANNOTATION_AUTOSCALING_CLASS,
   ANNOTATION_SCALED_OBJECT_OVERRIDE,
+  errorMessage,
+  functionService,
   HPA_CLASS,
   LABEL_RUNTIME,
   LABEL_SCALING,
   RUNTIME_WASMEDGE,
   SCALING_EVENTS,
-} from '@afterlife/webhook';
+  WASM_VARIANT_ANNOTATION,
+} from '@afterlife/core';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import {
   type FunctionUnderTest,
@@ -20,9 +23,11 @@ import {
   type ScenarioRecord,
   type SuiteContext,
   scaledObjectFor,
+  suiteGatewayAdmins,
   waitUntil,
 } from './context.ts';
 import { ConformanceError } from './errors.ts';
+import { faultsTimeoutMs, runFaults } from './faults.ts';
 import { type EventOutcome, percentile, sendBurst, sendEvent } from './load.ts';
 import {
   type ColdStartTrace,
@@ -75,7 +80,20 @@ function suiteScaling(ctx: SuiteContext): Record<string, string> {
   return {
     'afterlife.dev/cooldown-seconds': String(ctx.profile.cooldownSeconds),
     'afterlife.dev/polling-interval-seconds': '1',
+    'autoscaling.knative.dev/target': String(suiteTarget(ctx.profile)),
   };
+}
+
+/**
+ * The per-replica target (held + in-flight events) that makes the scale-up load need more than
+ * the expected replicas: the load keeps rate × work time events in flight (Little's law), and
+ * the target splits them over expected + 1 replicas. With the autoscaler's default of 10, the
+ * short profile's 10 in flight would sit right at one replica's target, and whether it reached
+ * two would depend on how the gateways happened to queue.
+ */
+export function suiteTarget(profile: SuiteContext['profile']): number {
+  const inFlight = (profile.load.ratePerSecond * profile.workMs) / 1000;
+  return Math.max(1, Math.floor(inFlight / (profile.expectedReplicas + 1)));
 }
 
 async function createKnativeService(
@@ -93,17 +111,7 @@ async function createKnativeService(
       namespace: ctx.namespace,
       plural: 'services',
       ...(dryRun ? { dryRun: 'All' } : {}),
-      body: {
-        apiVersion: 'serving.knative.dev/v1',
-        kind: 'Service',
-        metadata: { name, namespace: ctx.namespace, labels },
-        spec: {
-          template: {
-            metadata: { annotations },
-            spec: { containers: [{ image: ctx.image, ports: [{ containerPort: 8080 }] }] },
-          },
-        },
-      },
+      body: functionService({ name, namespace: ctx.namespace, image: ctx.image, labels, annotations, optIn: false }),
     })) as KnativeServiceLike;
   } catch (error) {
     const body = (error as { body?: unknown }).body;
@@ -294,7 +302,7 @@ const scaleFromZero: Scenario = {
       namespace: ctx.namespace,
       revision: fn.revision,
       deployment: fn.deployment,
-      gatewayAdminUrl: ctx.gatewayAdminUrl,
+      gatewayAdmins: () => suiteGatewayAdmins(ctx),
       scalerAdminUrl: ctx.scalerAdminUrl,
     });
     rec.start = ctx.clock();
@@ -616,12 +624,13 @@ const activationThreshold: Scenario = {
     let last = '';
     let nextSend = Date.now();
     let maxPending = 0;
+    let countsAnswered = false;
     // Answers before the observation ended: the gateway did not hold the event.
     const early: number[] = [];
     const pendingNow = async () => {
-      if (!ctx.gatewayAdminUrl) return;
       try {
         const fnCounts = await gatewayCounts(ctx, revision);
+        countsAnswered = true;
         maxPending = Math.max(maxPending, fnCounts?.pending ?? 0);
       } catch {
         // next round
@@ -654,21 +663,21 @@ const activationThreshold: Scenario = {
       threshold,
       eventsSent: held.length,
       answeredEarly: early.length,
-      ...(ctx.gatewayAdminUrl ? { maxPendingAtGateway: maxPending } : {}),
+      ...(countsAnswered ? { maxPendingAtGateway: maxPending } : {}),
       maxDesiredReplicas: maxDesired,
       maxReadyReplicas: maxReady,
       observedSeconds: activationObserveSeconds,
     });
     rec.notes.push(`last observed: ${last}`);
     ctx.print(
-      `    ${held.length} events sent below activationThreshold ${threshold} for ${activationObserveSeconds}s${ctx.gatewayAdminUrl ? ` (max ${maxPending} held at the gateway)` : ''}: max replicas ${maxDesired}`,
+      `    ${held.length} events sent below activationThreshold ${threshold} for ${activationObserveSeconds}s${countsAnswered ? ` (max ${maxPending} held at the gateway)` : ''}: max replicas ${maxDesired}`,
     );
     if (early.length > 0) {
       fail(
         `the gateway answered ${early.length} events (statuses ${[...new Set(early)].join(', ')}) instead of holding them: is Service ${ctx.namespace}/${THRESHOLD_NAME} discovered as function ${THRESHOLD_NAME}?`,
       );
     }
-    if (ctx.gatewayAdminUrl && maxPending === 0) {
+    if (countsAnswered && maxPending === 0) {
       fail(
         `the gateway never held an event for ${ctx.namespace}/${THRESHOLD_NAME}, so the threshold was not exercised`,
       );
@@ -681,6 +690,21 @@ const activationThreshold: Scenario = {
   },
 };
 
+const faults: Scenario = {
+  id: 'faults',
+  title:
+    '7. faults under load: a gateway pod, the scaler pod and a function pod deleted, the autoscaler restarted (locally also the kube-apiserver): no event lost',
+  timeoutMs: faultsTimeoutMs,
+  async run(ctx, rec) {
+    if (!ctx.faults) {
+      rec.metrics.skipped = 'opt-in: --faults';
+      rec.notes.push('not run: pass --faults to delete Afterlife pods on this cluster under load');
+      return;
+    }
+    await runFaults(ctx, rec, needFunction(ctx));
+  },
+};
+
 export const SCENARIOS: readonly Scenario[] = [
   injection,
   scaleFromZero,
@@ -688,4 +712,5 @@ export const SCENARIOS: readonly Scenario[] = [
   scaleToZero,
   noLoss,
   activationThreshold,
+  faults,
 ];

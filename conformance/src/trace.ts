@@ -2,7 +2,7 @@
 // pod → kubelet → EndpointSlice → gateway → function) did its step, from that part's own record
 // or from what the API server streamed to a watch. Printed by the demo, drawn as a waterfall in
 // the demo's and the suite's reports, measured by the cold-start bench.
-import { errorMessage, isRecord, trackPodStarts } from '@afterlife/core';
+import { errorMessage, type GatewayAdmin, isRecord, trackPodStarts } from '@afterlife/core';
 import { type KubeConfig, type V1Deployment, type V1EndpointSlice, Watch } from '@kubernetes/client-node';
 import type { WaterfallStep } from './render.ts';
 
@@ -49,8 +49,8 @@ export interface ColdStartTraceOptions {
   readonly revision: string;
   /** Its Deployment (`<revision>-deployment` for Knative). */
   readonly deployment: string;
-  /** A gateway's admin base URL (`/v1/cold-starts`); without it the gateway's hops are missing. */
-  readonly gatewayAdminUrl?: string | undefined;
+  /** The gateways' admin APIs (`/v1/cold-starts`); without them the gateway's hops are missing. */
+  readonly gatewayAdmins?: (() => Promise<readonly GatewayAdmin[]>) | undefined;
   /** The scaler's admin base URL (`/v1/activations`); without it the scaler's hop is missing. */
   readonly scalerAdminUrl?: string | undefined;
 }
@@ -201,34 +201,54 @@ async function getJson(url: URL): Promise<unknown> {
   return response.json();
 }
 
-/** The gateway's record of this cold start (held after the event was sent). */
+function isColdStartRecord(entry: unknown): entry is GatewayColdStart {
+  return (
+    isRecord(entry) &&
+    typeof entry.namespace === 'string' &&
+    typeof entry.name === 'string' &&
+    typeof entry.heldAt === 'number' &&
+    typeof entry.deliveredAt === 'number'
+  );
+}
+
+/** The record of this cold start (held after the event was sent) by whichever gateway held it. */
 async function gatewayRecord(
   options: ColdStartTraceOptions,
   sentAt: number,
   missing: string[],
 ): Promise<GatewayColdStart | undefined> {
-  if (!options.gatewayAdminUrl) {
-    missing.push('gateway hops: no gateway admin URL');
+  if (!options.gatewayAdmins) {
+    missing.push('gateway hops: no gateway admin API');
     return undefined;
   }
+  const problems: string[] = [];
+  let admins: readonly GatewayAdmin[] = [];
   try {
-    const body = await getJson(new URL('/v1/cold-starts', options.gatewayAdminUrl));
-    const records = isRecord(body) && Array.isArray(body.coldStarts) ? body.coldStarts : [];
-    const record = records.find(
-      (entry): entry is GatewayColdStart =>
-        isRecord(entry) &&
-        entry.namespace === options.namespace &&
-        entry.name === options.revision &&
-        typeof entry.heldAt === 'number' &&
-        typeof entry.deliveredAt === 'number' &&
-        entry.heldAt >= sentAt - 1000,
-    );
-    if (record === undefined) missing.push(`gateway hops: no cold start of ${options.revision} on record`);
-    return record;
+    admins = await options.gatewayAdmins();
   } catch (error) {
     missing.push(`gateway hops: ${errorMessage(error)}`);
     return undefined;
   }
+  for (const admin of admins) {
+    try {
+      const body = await admin.get('/v1/cold-starts');
+      const records = isRecord(body) && Array.isArray(body.coldStarts) ? body.coldStarts : [];
+      const record = records.find(
+        (entry): entry is GatewayColdStart =>
+          isColdStartRecord(entry) &&
+          entry.namespace === options.namespace &&
+          entry.name === options.revision &&
+          entry.heldAt >= sentAt - 1000,
+      );
+      if (record) return record;
+    } catch (error) {
+      problems.push(`${admin.where}: ${errorMessage(error)}`);
+    }
+  }
+  missing.push(
+    `gateway hops: no cold start of ${options.revision} on record${problems.length ? ` (${problems.join('; ')})` : ''}`,
+  );
+  return undefined;
 }
 
 /** When the scaler pushed `isActive: true` for the revision after the event was sent. */

@@ -1,4 +1,4 @@
-import { errorMessage, InformerRunner, type Logger, makeLeanInformer } from '@afterlife/core';
+import { errorMessage, InformerRunner, type Logger, makeLeanInformer, withoutManagedFields } from '@afterlife/core';
 import {
   AppsV1Api,
   CustomObjectsApi,
@@ -55,11 +55,10 @@ export type ReconcileResult = 'unchanged' | 'updated' | 'invalid' | 'ignored' | 
  * `status` (`#scaleTarget`); the pod template, most of a Deployment, is never read.
  */
 function scaleTargetOnly(deployment: V1Deployment): V1Deployment {
-  const { managedFields: _dropped, ...metadata } = deployment.metadata ?? {};
   return {
     apiVersion: deployment.apiVersion,
     kind: deployment.kind,
-    metadata,
+    metadata: withoutManagedFields(deployment).metadata ?? {},
     ...(deployment.spec === undefined
       ? {}
       : { spec: { replicas: deployment.spec.replicas, selector: deployment.spec.selector, template: {} } }),

@@ -46,3 +46,32 @@ describe('workspace: every package’s tests are type-checked by the test comman
     });
   }
 });
+
+describe('workspace: the conformance suite a user runs carries no Afterlife component', () => {
+  /** The packages that run in a cluster (the chart's images) and the local launcher. */
+  const DEPLOYABLES = ['@afterlife/webhook', '@afterlife/gateway', '@afterlife/scaler', '@afterlife/autoscaler'];
+
+  it('conformance/ depends on no deployable nor the devcluster (only as a dev dependency for its own tests)', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'conformance', 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+      devDependencies?: Record<string, string>;
+    };
+    const runtime = Object.keys(pkg.dependencies ?? {});
+    assert.deepEqual(
+      runtime.filter((name) => DEPLOYABLES.includes(name) || name === '@afterlife/devcluster'),
+      [],
+      `conformance dependencies: ${runtime.join(', ')}`,
+    );
+    assert.ok(!Object.keys(pkg.devDependencies ?? {}).some((name) => DEPLOYABLES.includes(name)));
+  });
+
+  it('no file under conformance/src imports a deployable or the devcluster', () => {
+    const dir = join(ROOT, 'conformance', 'src');
+    const offenders = readdirSync(dir)
+      .filter((file) => file.endsWith('.ts'))
+      .filter((file) =>
+        /from '@afterlife\/(webhook|gateway|scaler|autoscaler|devcluster)/.test(readFileSync(join(dir, file), 'utf8')),
+      );
+    assert.deepEqual(offenders, []);
+  });
+});

@@ -14,27 +14,23 @@ import {
   sendBurst,
   sendEvent,
   startColdStartTrace,
-  startLocalAfterlife,
   traceWaterfall,
 } from '@afterlife/conformance';
 import {
   AFTERLIFE_AUTOSCALER_CLASS,
-  countsOf,
-  fetchCounts,
+  ANNOTATION_AUTOSCALING_CLASS,
+  fetchAllCounts,
+  functionService,
+  gatewayAdmins,
   type Logger,
+  sumCounts,
   trackPodStarts,
   WASM_VARIANT_ANNOTATION,
 } from '@afterlife/core';
-import { applyObjects, waitFor } from '@afterlife/devcluster';
-import {
-  ANNOTATION_AUTOSCALING_CLASS,
-  LABEL_RUNTIME,
-  LABEL_SCALING,
-  RUNTIME_WASMEDGE,
-  SCALING_EVENTS,
-} from '@afterlife/webhook';
+import { AFTERLIFE_NAMESPACE, applyObjects, startLocalAfterlife, waitFor } from '@afterlife/devcluster';
 import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { CliError } from './errors.ts';
+import { devclusterVersions } from './local-stack.ts';
 import {
   capacityOf,
   capacityText,
@@ -125,8 +121,8 @@ export const DEMO_PROFILES: Readonly<Record<DemoProfileName, DemoProfile>> = {
 
 /**
  * The main job: a real local cluster with a real node (kubelet + containerd, Wasm through the
- * `wasmedge` handler), Knative Serving's real controllers, Afterlife's webhook, gateway, scaler and
- * autoscaler as processes, the reference Wasm function as a Knative Service, CloudEvents load in phases,
+ * `wasmedge` handler), Knative Serving's real controllers, Afterlife installed by `helm install` of
+ * its chart (webhook, gateway, scaler and autoscaler as pods), the reference Wasm function as a Knative Service, CloudEvents load in phases,
  * and a report that shows 0 → 1 → N → 0 with every event delivered.
  */
 export async function runDemo(options: DemoOptions): Promise<DemoReport> {
@@ -139,9 +135,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     logger,
     print,
     pendingLimit: profile.pendingLimit,
+    // One gateway: its concurrency and pending limit are per gateway, so the capacity figures
+    // (and the overload profile) hold as stated; the chart's default is 2 replicas.
+    values: { gateway: { replicas: 1 } },
   });
   try {
-    const { kubeConfig, ports } = local;
+    const { kubeConfig } = local;
+    // Every gateway pod's admin API through the API server's pod proxy, as `afterlife status` reads them.
+    const admins = () => gatewayAdmins(kubeConfig, { namespace: AFTERLIFE_NAMESPACE });
     const image = { reference: local.image };
     await applyObjects(kubeConfig, [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } }]);
 
@@ -153,28 +154,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       version: 'v1',
       namespace: NAMESPACE,
       plural: 'services',
-      body: {
-        apiVersion: 'serving.knative.dev/v1',
-        kind: 'Service',
-        metadata: {
-          name: FUNCTION,
-          namespace: NAMESPACE,
-          labels: { [LABEL_RUNTIME]: RUNTIME_WASMEDGE, [LABEL_SCALING]: SCALING_EVENTS },
+      body: functionService({
+        name: FUNCTION,
+        namespace: NAMESPACE,
+        image: image.reference,
+        annotations: {
+          'autoscaling.knative.dev/max-scale': String(profile.maxScale),
+          'autoscaling.knative.dev/target': String(profile.targetPerReplica),
+          'afterlife.dev/cooldown-seconds': String(profile.cooldownSeconds),
+          'afterlife.dev/polling-interval-seconds': '1',
         },
-        spec: {
-          template: {
-            metadata: {
-              annotations: {
-                'autoscaling.knative.dev/max-scale': String(profile.maxScale),
-                'autoscaling.knative.dev/target': String(profile.targetPerReplica),
-                'afterlife.dev/cooldown-seconds': String(profile.cooldownSeconds),
-                'afterlife.dev/polling-interval-seconds': '1',
-              },
-            },
-            spec: { containers: [{ image: image.reference, ports: [{ containerPort: 8080 }] }] },
-          },
-        },
-      },
+      }),
     })) as KnativeService;
     const template = knativeService.spec.template;
     const injected = template.spec.runtimeClassName === 'wasmedge';
@@ -234,9 +224,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
         try {
           const [deployment, counts] = await Promise.all([
             apps.readNamespacedDeployment({ name: DEPLOYMENT, namespace: NAMESPACE }),
-            fetchCounts(`http://127.0.0.1:${ports.gatewayAdmin}`),
+            admins().then(fetchAllCounts),
           ]);
-          const fn = countsOf(counts, { namespace: NAMESPACE, name: REVISION });
+          const fn = sumCounts(counts.snapshots, { namespace: NAMESPACE, name: REVISION });
           samples.push({
             t: clock(),
             desiredReplicas: deployment.spec?.replicas ?? 0,
@@ -284,8 +274,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       namespace: NAMESPACE,
       revision: REVISION,
       deployment: DEPLOYMENT,
-      gatewayAdminUrl: `http://127.0.0.1:${ports.gatewayAdmin}`,
-      scalerAdminUrl: `http://127.0.0.1:${ports.scalerMetrics}`,
+      gatewayAdmins: admins,
+      scalerAdminUrl: local.scalerAdminUrl,
     });
     start = clock();
     const firstTicker = setInterval(() => progress('one-event'), 250);
@@ -385,7 +375,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
         : { 'every event sent was delivered (delivered = sent)': summary.delivered === summary.sent }),
       'the function echoed every event id it acknowledged': summary.echoedIds === summary.delivered,
     };
-    const environment = await detectEnvironment(kubeConfig, { fallbacks: local.versions });
+    const environment = await detectEnvironment(kubeConfig, { fallbacks: devclusterVersions(local) });
     const finished = new Date();
     const base: DemoReport = {
       startedAt: new Date(finished.getTime() - clock()).toISOString(),

@@ -7,6 +7,7 @@ import { formatPreflight, readPreviousRun, runConformanceCli, runPreflight } fro
 import { createLogger, parseFlags, runCli, UsageError } from '@afterlife/core';
 import { KubeConfig } from '@kubernetes/client-node';
 import { runDemo } from './demo.ts';
+import { launchLocalStack } from './local-stack.ts';
 import { demoHeadlineFromJson } from './report.ts';
 import { runStatusCommand } from './status.ts';
 
@@ -126,7 +127,7 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       return demo(rest);
     case 'conformance':
-      return runConformanceCli(rest);
+      return runConformanceCli(rest, { local: launchLocalStack });
     case 'doctor':
       return doctor(rest);
     case 'status':

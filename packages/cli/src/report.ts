@@ -12,7 +12,6 @@ import {
   type HeadlineFigure,
   isDelivered,
   isRefused,
-  type LocalGatewaySettings,
   PALETTE,
   type PreviousRun,
   percentile,
@@ -24,6 +23,7 @@ import {
   spanText,
   type WaterfallStep,
 } from '@afterlife/conformance';
+import type { LocalGatewaySettings } from '@afterlife/devcluster';
 
 export interface Sample {
   /** ms since the demo started. */

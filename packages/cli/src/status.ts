@@ -8,12 +8,14 @@ import {
   AFTERLIFE_AUTOSCALER_CLASS,
   type CountsSnapshot,
   errorMessage,
+  gatewayAdmins,
   isRecord,
+  KubeRequestError,
+  kubeRequest,
   parseCountsSnapshot,
   parseFlags,
   UsageError,
 } from '@afterlife/core';
-import { KubeRequestError, kubeRequest } from '@afterlife/devcluster';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 
@@ -192,41 +194,15 @@ interface GatewayView {
  */
 async function gatewayView(kubeConfig: KubeConfig, urls: readonly string[] | undefined): Promise<GatewayView> {
   const view: GatewayView = { snapshots: [], coldStarts: [], answered: [], unreachable: [] };
-  const ask = async (where: string, getPath: (path: string) => Promise<unknown>) => {
+  for (const admin of await gatewayAdmins(kubeConfig, urls ? { urls } : {})) {
     try {
-      view.snapshots.push(parseCountsSnapshot(await getPath('/v1/counts')));
-      view.answered.push(where);
+      view.snapshots.push(parseCountsSnapshot(await admin.get('/v1/counts')));
+      view.answered.push(admin.where);
     } catch (error) {
-      view.unreachable.push(`${where}: ${errorMessage(error)}`);
-      return;
+      view.unreachable.push(`${admin.where}: ${errorMessage(error)}`);
+      continue;
     }
-    view.coldStarts.push(...coldStartRecords(await getPath('/v1/cold-starts').catch(() => undefined)));
-  };
-  if (urls && urls.length > 0) {
-    for (const url of urls) {
-      await ask(url, async (path) => {
-        const response = await fetch(new URL(path, url), { signal: AbortSignal.timeout(3000) });
-        if (!response.ok) throw new Error(`${path} answered ${response.status}`);
-        return response.json();
-      });
-    }
-    return view;
-  }
-  const pods = await list(
-    kubeConfig,
-    '/api/v1/pods?labelSelector=app.kubernetes.io/name%3Dafterlife,app.kubernetes.io/component%3Dgateway',
-  );
-  for (const pod of pods) {
-    const where = `${pod.metadata.namespace}/${pod.metadata.name}`;
-    const port = pod.spec?.containers?.flatMap((c) => c.ports ?? []).find((p) => p.name === 'admin')?.containerPort;
-    if (pod.status?.phase !== 'Running' || port === undefined) continue;
-    await ask(where, (path) =>
-      kubeRequest(
-        kubeConfig,
-        'GET',
-        `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}:${port}/proxy${path}`,
-      ),
-    );
+    view.coldStarts.push(...coldStartRecords(await admin.get('/v1/cold-starts').catch(() => undefined)));
   }
   return view;
 }

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import {
   type ConformanceResult,
   type EventOutcome,
-  LOCAL_GATEWAY,
   PROFILES,
   type ReplicaSample,
   renderConformanceHtml,
   type ScenarioReport,
 } from '@afterlife/conformance';
+import { LOCAL_GATEWAY } from '@afterlife/devcluster';
 import type { Page } from 'playwright-core';
 import {
   capacityOf,
@@ -205,7 +205,7 @@ async function open(page: Page, html: string, dir: string, name: string): Promis
   await page.goto(`file://${file}`);
 }
 
-/** The real report of `conformance/test/local.test.ts` (it runs before this package's tests in `npm test`). */
+/** The real report of `test/conformance-local.test.ts` (it runs before this file: mocha takes the files in order). */
 const CONFORMANCE_RUN = join(ARTIFACTS, 'conformance.html');
 
 describe('HTML reports in headless Chromium', function () {
@@ -297,7 +297,7 @@ describe('HTML reports in headless Chromium', function () {
 
   it('the report of the last real `conformance --local` test run: every chart drawn in full, a screenshot', async function () {
     if (!existsSync(CONFORMANCE_RUN)) {
-      // Written by conformance/test/local.test.ts; this package's tests may run alone.
+      // Written by test/conformance-local.test.ts; this file may run alone.
       this.skip();
     }
     await withChromium(async (browser) => {

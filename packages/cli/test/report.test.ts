@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { LOCAL_GATEWAY, percentile } from '@afterlife/conformance';
+import { percentile } from '@afterlife/conformance';
+import { LOCAL_GATEWAY } from '@afterlife/devcluster';
 import {
   capacityOf,
   capacityText,

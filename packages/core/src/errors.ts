@@ -32,7 +32,9 @@ export type CoreErrorCode =
   /** An image reference does not follow the OCI / Docker reference grammar. */
   | 'IMAGE_REFERENCE_INVALID'
   /** Something watched for did not happen in time (a pod's IP, …). */
-  | 'WAIT_TIMEOUT';
+  | 'WAIT_TIMEOUT'
+  /** A request to the API server failed or answered outside 2xx. */
+  | 'KUBE_REQUEST_FAILED';
 
 /** An error raised by core itself. */
 export class CoreError extends AfterlifeError<CoreErrorCode> {}

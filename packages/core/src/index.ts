@@ -25,6 +25,13 @@ export {
   UsageError,
 } from './errors.ts';
 export {
+  fetchAllCounts,
+  GATEWAY_POD_SELECTOR,
+  type GatewayAdmin,
+  gatewayAdmins,
+  sumCounts,
+} from './gateway-admin.ts';
+export {
   type AdminRoutes,
   type AdminServer,
   type AdminServerOptions,
@@ -51,20 +58,30 @@ export {
 } from './informer.ts';
 export {
   AFTERLIFE_AUTOSCALER_CLASS,
+  ANNOTATION_AUTOSCALING_CLASS,
+  ANNOTATION_SCALED_OBJECT_OVERRIDE,
   CONFIG_DEPLOYMENT,
   CONFIG_FEATURES,
   enableFlagCommand,
+  type FunctionServiceSpec,
   featuresFromConfigMaps,
+  functionService,
+  HPA_CLASS,
   isRecord,
   type KnativeFeatures,
   knativeRuntimeClassFor,
+  LABEL_RUNTIME,
+  LABEL_SCALING,
   parseRuntimeClassNames,
   RUNTIME_CLASS_FLAG,
   RUNTIME_CLASS_NAME_KEY,
+  RUNTIME_WASMEDGE,
   type RuntimeClassSelector,
   runtimeClassFieldAllowed,
+  SCALING_EVENTS,
   UNSYNCED_FEATURES,
 } from './knative.ts';
+export { KubeRequestError, kubeRequest } from './kube.ts';
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './logger.ts';
 export { createMetricsRegistry, LATENCY_BUCKETS_SECONDS } from './metrics.ts';
 export {

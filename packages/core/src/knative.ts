@@ -15,6 +15,19 @@ export const CONFIG_FEATURES = 'config-features';
 export const AFTERLIFE_AUTOSCALER_CLASS = 'afterlife.dev';
 export const CONFIG_DEPLOYMENT = 'config-deployment';
 
+/**
+ * The opt-in contract a user writes on a Knative Service (read by the webhook, the conformance
+ * suite, the CLI and the autoscaler): defined once here.
+ */
+export const LABEL_RUNTIME = 'afterlife.dev/runtime';
+export const RUNTIME_WASMEDGE = 'wasmedge';
+export const LABEL_SCALING = 'afterlife.dev/scaling';
+export const SCALING_EVENTS = 'events';
+export const ANNOTATION_AUTOSCALING_CLASS = 'autoscaling.knative.dev/class';
+export const ANNOTATION_SCALED_OBJECT_OVERRIDE = 'autoscaling.knative.dev/scaled-object-override';
+/** Knative's HPA class (the route through autoscaler-keda). */
+export const HPA_CLASS = 'hpa.autoscaling.knative.dev';
+
 /** One entry of `config-deployment` `runtime-class-name`; no selector matches every revision. */
 export interface RuntimeClassSelector {
   readonly selector?: Readonly<Record<string, string>>;
@@ -131,4 +144,36 @@ export function knativeRuntimeClassFor(
 /** The kubectl command that turns on Knative's runtimeClassName flag. */
 export function enableFlagCommand(knativeNamespace: string): string {
   return `kubectl patch configmap/${CONFIG_FEATURES} -n ${knativeNamespace} --type merge -p '{"data":{"${RUNTIME_CLASS_FLAG}":"enabled"}}'`;
+}
+
+/** A Knative Service as the suite, the demo and the benches deploy a function. */
+export interface FunctionServiceSpec {
+  readonly name: string;
+  readonly namespace: string;
+  readonly image: string;
+  /** Labels on the Service; the opt-in labels (runtime `wasmedge`, scaling `events`) unless `optIn` is false. */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Annotations on the revision template (autoscaling settings). */
+  readonly annotations?: Readonly<Record<string, string>>;
+  /** Add the opt-in labels (default true). */
+  readonly optIn?: boolean;
+}
+
+/**
+ * The manifest of a function as a Knative Service (`serving.knative.dev/v1`), serving HTTP on
+ * 8080 — the workload contract of the reference echo function. One builder for every caller.
+ */
+export function functionService(spec: FunctionServiceSpec) {
+  const optIn = spec.optIn === false ? {} : { [LABEL_RUNTIME]: RUNTIME_WASMEDGE, [LABEL_SCALING]: SCALING_EVENTS };
+  return {
+    apiVersion: 'serving.knative.dev/v1',
+    kind: 'Service',
+    metadata: { name: spec.name, namespace: spec.namespace, labels: { ...optIn, ...spec.labels } },
+    spec: {
+      template: {
+        metadata: { annotations: { ...spec.annotations } },
+        spec: { containers: [{ image: spec.image, ports: [{ containerPort: 8080 }] }] },
+      },
+    },
+  };
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import {
   featuresFromConfigMaps,
+  functionService,
   knativeRuntimeClassFor,
   parseRuntimeClassNames,
   runtimeClassFieldAllowed,
@@ -45,5 +46,37 @@ describe('Knative features', () => {
     assert.equal(knativeRuntimeClassFor(map, { wasm: 'true' }), 'beta');
     assert.equal(knativeRuntimeClassFor(map, { wasm: 'true', a: 'b', c: 'd' }), undefined);
     assert.equal(knativeRuntimeClassFor(new Map(), { wasm: 'true' }), undefined);
+  });
+});
+
+describe('functionService', () => {
+  it('is an opted-in Knative Service serving 8080 with the template annotations', () => {
+    const svc = functionService({
+      name: 'echo',
+      namespace: 'ns',
+      image: 'registry/echo@sha256:abc',
+      labels: { team: 'a' },
+      annotations: { 'autoscaling.knative.dev/max-scale': '4' },
+    });
+    assert.deepEqual(svc, {
+      apiVersion: 'serving.knative.dev/v1',
+      kind: 'Service',
+      metadata: {
+        name: 'echo',
+        namespace: 'ns',
+        labels: { 'afterlife.dev/runtime': 'wasmedge', 'afterlife.dev/scaling': 'events', team: 'a' },
+      },
+      spec: {
+        template: {
+          metadata: { annotations: { 'autoscaling.knative.dev/max-scale': '4' } },
+          spec: { containers: [{ image: 'registry/echo@sha256:abc', ports: [{ containerPort: 8080 }] }] },
+        },
+      },
+    });
+  });
+
+  it('without optIn carries only the labels given (an opted-out Service)', () => {
+    const svc = functionService({ name: 'plain', namespace: 'ns', image: 'img', optIn: false });
+    assert.deepEqual(svc.metadata.labels, {});
   });
 });

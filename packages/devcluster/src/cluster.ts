@@ -10,7 +10,7 @@ import { fenceCidr, releaseNetnsDir } from './netns.ts';
 import { type RealNode, reapNode } from './node.ts';
 import { cacheDir, readVersions } from './paths.ts';
 import { assertPortFree } from './ports.ts';
-import { isAlive, killGroup, type ManagedProcess } from './process.ts';
+import { isAlive, killGroup, ManagedProcess } from './process.ts';
 import {
   apiServerUrl,
   loadKubeConfig,
@@ -219,6 +219,30 @@ export class DevCluster {
     this.#processes.push(process);
     this.#state = { ...this.#state, pids: { ...this.#state.pids, [process.spec.name]: process.pid } };
     await writeClusterState(this.#state);
+  }
+
+  /**
+   * Stops one of the cluster's processes (SIGTERM, as systemd restarting a unit would) and starts
+   * it again with the same command, env and log file — for fault tests (restart the
+   * kube-apiserver under load). Resolves once the new process runs; the caller waits for its
+   * readiness. Returns the seconds it was down.
+   */
+  async restartProcess(name: string): Promise<number> {
+    const index = this.#processes.findIndex((p) => p.spec.name === name);
+    const current = this.#processes[index];
+    if (!current) {
+      throw new AfterlifeClusterError(
+        'OPTIONS_INVALID',
+        `no process ${name} in cluster ${this.state.name} (have: ${this.#processes.map((p) => p.spec.name).join(', ')})`,
+      );
+    }
+    const stopped = performance.now();
+    await current.stop();
+    const next = await ManagedProcess.start(current.spec);
+    this.#processes[index] = next;
+    this.#state = { ...this.#state, pids: { ...this.#state.pids, [name]: next.pid } };
+    await writeClusterState(this.#state);
+    return (performance.now() - stopped) / 1000;
   }
 
   /** Last-resort synchronous kill for process 'exit' handlers. */

@@ -15,6 +15,8 @@ export {
   type BuiltAppImage,
   buildAppImages,
   pushAppImages,
+  type SourceFacts,
+  sourceFacts,
   writeAppImageLayouts,
 } from './app-images.ts';
 export { binaryPath, ensureComponent } from './binaries.ts';
@@ -54,6 +56,15 @@ export {
   ResourceResolver,
   readManifests,
 } from './kube.ts';
+export {
+  LOCAL_GATEWAY,
+  type LocalAfterlife,
+  type LocalAfterlifeOptions,
+  type LocalEndpoints,
+  type LocalGatewaySettings,
+  localEndpoints,
+  startLocalAfterlife,
+} from './local-afterlife.ts';
 export {
   createNetnsHost,
   fenceCidr,

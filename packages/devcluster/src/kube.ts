@@ -1,8 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { type RequestOptions, request } from 'node:https';
+import { KubeRequestError, kubeRequest } from '@afterlife/core';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { AfterlifeClusterError } from './cluster-error.ts';
+
+// The one raw API client is core's; devcluster's callers import it from here too.
+export { KubeRequestError, kubeRequest };
 
 const FIELD_MANAGER = 'afterlife-devcluster';
 
@@ -15,70 +18,6 @@ export function parseManifests(text: string): KubernetesObject[] {
 
 export async function readManifests(file: string): Promise<KubernetesObject[]> {
   return parseManifests(await readFile(file, 'utf8'));
-}
-
-const REQUEST_TIMEOUT_MS = 30_000;
-
-export class KubeRequestError extends AfterlifeClusterError {
-  readonly status: number;
-
-  constructor(status: number, message: string) {
-    super('KUBE_REQUEST_FAILED', message);
-    this.status = status;
-  }
-}
-
-/**
- * A raw request to the API server. Manifests go through here rather than the typed client
- * because the typed client's serializer drops keys it does not model (for example
- * `x-kubernetes-int-or-string` inside CRD schemas).
- */
-export async function kubeRequest(
-  kubeConfig: KubeConfig,
-  method: string,
-  path: string,
-  body?: unknown,
-  contentType = 'application/json',
-): Promise<unknown> {
-  const server = kubeConfig.getCurrentCluster()?.server;
-  if (!server) throw new AfterlifeClusterError('KUBECONFIG_INVALID', 'the kubeconfig has no current cluster');
-  const url = new URL(path, server);
-  const options: RequestOptions = { method, headers: { Accept: 'application/json' }, timeout: REQUEST_TIMEOUT_MS };
-  await kubeConfig.applyToHTTPSOptions(options);
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  if (payload !== undefined) options.headers = { ...options.headers, 'Content-Type': contentType };
-  return new Promise((resolve, reject) => {
-    const req = request(url, options, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => {
-        const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) {
-          resolve(text ? JSON.parse(text) : undefined);
-        } else {
-          let message = text;
-          try {
-            message = (JSON.parse(text) as { message?: string }).message ?? text;
-          } catch {
-            // Not JSON; keep the raw text.
-          }
-          reject(new KubeRequestError(status, `${method} ${path}: ${status} ${message}`));
-        }
-      });
-    });
-    req.on('timeout', () =>
-      req.destroy(
-        new AfterlifeClusterError(
-          'KUBE_REQUEST_FAILED',
-          `${method} ${path}: no answer within ${REQUEST_TIMEOUT_MS} ms`,
-        ),
-      ),
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
 }
 
 interface ApiResource {

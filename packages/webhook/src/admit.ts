@@ -1,18 +1,36 @@
 import {
   AFTERLIFE_AUTOSCALER_CLASS,
+  ANNOTATION_AUTOSCALING_CLASS,
+  ANNOTATION_SCALED_OBJECT_OVERRIDE,
   CONFIG_DEPLOYMENT,
   CONFIG_FEATURES,
   enableFlagCommand,
+  HPA_CLASS,
   isRecord,
   type KnativeFeatures,
   knativeRuntimeClassFor,
+  LABEL_RUNTIME,
+  LABEL_SCALING,
   RUNTIME_CLASS_FLAG,
   RUNTIME_CLASS_NAME_KEY,
+  RUNTIME_WASMEDGE,
   runtimeClassFieldAllowed,
+  SCALING_EVENTS,
   WASM_VARIANT_ANNOTATION,
 } from '@afterlife/core';
 import type { MutationConfig } from './config.ts';
 import { WebhookError } from './errors.ts';
+
+// The opt-in contract (labels, classes) is core's; the webhook's package exports it too.
+export {
+  ANNOTATION_AUTOSCALING_CLASS,
+  ANNOTATION_SCALED_OBJECT_OVERRIDE,
+  HPA_CLASS,
+  LABEL_RUNTIME,
+  LABEL_SCALING,
+  RUNTIME_WASMEDGE,
+  SCALING_EVENTS,
+};
 
 export const KNATIVE_GROUP = 'serving.knative.dev';
 
@@ -20,19 +38,12 @@ export const KNATIVE_GROUP = 'serving.knative.dev';
  * Labels and annotations the webhook reads (on the Service/Configuration) and writes (on its
  * template); crun's variant annotation is core's `WASM_VARIANT_ANNOTATION`.
  */
-export const LABEL_RUNTIME = 'afterlife.dev/runtime';
-export const RUNTIME_WASMEDGE = 'wasmedge';
 export const RUNTIME_DISABLED = 'disabled';
-export const LABEL_SCALING = 'afterlife.dev/scaling';
-export const SCALING_EVENTS = 'events';
 export const ANNOTATION_TARGET_VALUE = 'afterlife.dev/target-value';
-export const ANNOTATION_AUTOSCALING_CLASS = 'autoscaling.knative.dev/class';
 export const ANNOTATION_MIN_SCALE = 'autoscaling.knative.dev/min-scale';
 const MIN_SCALE_ALIASES = [ANNOTATION_MIN_SCALE, 'autoscaling.knative.dev/minScale'];
-export const ANNOTATION_SCALED_OBJECT_OVERRIDE = 'autoscaling.knative.dev/scaled-object-override';
 /** Knative's per-replica target; the Afterlife autoscaler turns it into the KEDA trigger's targetValue. */
 export const ANNOTATION_TARGET = 'autoscaling.knative.dev/target';
-export const HPA_CLASS = 'hpa.autoscaling.knative.dev';
 /**
  * `mount` on the Service (label or annotation) or its template keeps the service account token;
  * by default the webhook sets `automountServiceAccountToken: false` (see step 4 of `mutation`).

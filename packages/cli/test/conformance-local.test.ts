@@ -4,16 +4,15 @@ import { access, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type ConformanceResult, LOCAL_NAMESPACE } from '@afterlife/conformance';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import type { ConformanceResult } from '../src/report.ts';
-import { LOCAL_NAMESPACE } from '../src/scenarios.ts';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Reports a person can open after the test: `<repo>/reports/test-artifacts/` (git-ignored with /reports/). */
-const ARTIFACTS = join(packageDir, '..', 'reports', 'test-artifacts');
+const ARTIFACTS = join(packageDir, '..', '..', 'reports', 'test-artifacts');
 
 /**
- * Runs the CLI from source (tsx) and returns its exit code and output; interrupted (SIGINT) after
+ * Runs `afterlife conformance` from source (tsx) and returns its exit code and output; interrupted (SIGINT) after
  * `timeoutMs`, or as soon as its output matches `interruptOn`.
  */
 function runCli(
@@ -23,10 +22,14 @@ function runCli(
   beforeInterrupt: (output: string) => Promise<void> = async () => {},
 ): Promise<{ code: number | null; output: string; beforeInterruptError?: unknown }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(packageDir, 'src/main.ts'), ...args], {
-      cwd: packageDir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(packageDir, 'src/main.ts'), 'conformance', ...args],
+      {
+        cwd: packageDir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     let beforeInterruptError: unknown;
     const collect = (chunk: Buffer) => {
@@ -54,8 +57,8 @@ function runCli(
   });
 }
 
-describe('afterlife-conformance CLI', function () {
-  this.timeout(300_000);
+describe('afterlife conformance --local: a local cluster, helm install, then cluster mode and faults', function () {
+  this.timeout(900_000);
   let reportDir = '';
   before(async () => {
     reportDir = await mkdtemp(join(tmpdir(), 'afterlife-conformance-'));
@@ -74,11 +77,11 @@ describe('afterlife-conformance CLI', function () {
   });
 
   for (const [when, at] of [
-    ['while the local stack starts', /▸ starting Afterlife: webhook/],
+    ['while the local stack starts', /▸ helm install afterlife/],
     ['during the scenarios', /▸ scenarios in namespace/],
   ] as const) {
     it(`Ctrl-C ${when} cleans up the stack and exits 130`, async () => {
-      const { code, output } = await runCli(['--local', '--report-dir', reportDir], 120_000, at);
+      const { code, output } = await runCli(['--local', '--report-dir', reportDir], 420_000, at);
       assert.equal(code, 130, output.slice(-2000));
       assert.match(output, /interrupted: cleaning up/);
       const stateDir = /kubeconfig (\S+)\/kubeconfig/.exec(output)?.[1] ?? assert.fail('no kubeconfig path printed');
@@ -107,7 +110,7 @@ describe('afterlife-conformance CLI', function () {
     let keptNamespaceLabels: Record<string, string> | undefined;
     const { code, output, beforeInterruptError } = await runCli(
       ['--local', '--keep', '--profile', 'short', '--report-dir', reportDir, '--compare', previousFile],
-      280_000,
+      780_000,
       /--keep: the local stack keeps running \(KUBECONFIG=\S+\)/,
       async (text) => {
         const kubeconfig = /KUBECONFIG=(\S+)\)/.exec(text)?.[1] ?? '';
@@ -122,21 +125,21 @@ describe('afterlife-conformance CLI', function () {
     assert.match(keptNamespaceLabels?.['afterlife.dev/conformance-run'] ?? '', /^[0-9a-f]{6}$/);
     const stateDir = /kubeconfig (\S+)\/kubeconfig/.exec(output)?.[1] ?? assert.fail('no kubeconfig path printed');
     await assert.rejects(access(stateDir), 'Ctrl-C after --keep stops the stack');
-    assert.match(output, /✔ PASSED: 16 passed, 0 failed, 0 skipped of 16/);
+    assert.match(output, /✔ PASSED: 17 passed, 0 failed, 0 skipped of 17/);
 
     const xml = await readFile(join(reportDir, 'junit.xml'), 'utf8');
     const totals =
       /<testsuites name="afterlife-conformance" tests="(\d+)" failures="(\d+)" errors="0" skipped="(\d+)"/.exec(xml);
     assert.ok(totals, 'a <testsuites> element with totals');
-    assert.deepEqual(totals.slice(1), ['16', '0', '0']);
+    assert.deepEqual(totals.slice(1), ['17', '0', '0']);
     const cases = [...xml.matchAll(/<testcase classname="([^"]+)" name="([^"]+)"/g)].map((m) => `${m[1]}: ${m[2]}`);
-    assert.equal(cases.length, 16);
+    assert.equal(cases.length, 17);
     assert.equal(cases.filter((c) => c.startsWith('preflight: ')).length, 10);
     assert.ok(!xml.includes('<failure'));
 
     const result = JSON.parse(await readFile(join(reportDir, 'conformance.json'), 'utf8')) as ConformanceResult;
     assert.equal(result.passed, true);
-    assert.deepEqual(result.counts, { tests: 16, passed: 16, failed: 0, skipped: 0 });
+    assert.deepEqual(result.counts, { tests: 17, passed: 17, failed: 0, skipped: 0 });
     assert.equal(result.mode, 'local');
     assert.ok(result.preflight.every((p) => p.ok));
     assert.deepEqual(
@@ -148,6 +151,7 @@ describe('afterlife-conformance CLI', function () {
         ['scale-to-zero', 'passed'],
         ['no-loss', 'passed'],
         ['activation-threshold', 'passed'],
+        ['faults', 'passed'],
       ],
     );
     const metrics = Object.fromEntries(result.scenarios.map((s) => [s.id, s.metrics]));
@@ -203,7 +207,7 @@ describe('afterlife-conformance CLI', function () {
     assert.match(html, /Afterlife conformance <span class="result">✔ PASSED<\/span>/);
     assert.match(html, /<table class="headline">/);
     assert.match(html, /<th scope="col">previous run<\/th>/);
-    assert.equal(html.match(/<section class="scenario /g)?.length, 6);
+    assert.equal(html.match(/<section class="scenario /g)?.length, 7);
     assert.match(html, /<figure class="waterfall" id="scale-from-zero-waterfall">/);
     assert.match(html, /KEDA scaled the Deployment 0 → 1/);
     for (const raw of ['firstEventLatencyMs', 'zeroToReadyMs', 'loadEndedAtMs', 'idleToZeroMs']) {

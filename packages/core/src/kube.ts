@@ -1,0 +1,63 @@
+import { type RequestOptions, request } from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreError } from './errors.ts';
+
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** The API server answered a status outside 2xx (`status`), or could not be asked. */
+export class KubeRequestError extends CoreError {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super('KUBE_REQUEST_FAILED', message);
+    this.status = status;
+  }
+}
+
+/**
+ * A raw request to the API server (JSON in and out). Manifests go through here rather than the
+ * typed client because the typed client's serializer drops keys it does not model (for example
+ * `x-kubernetes-int-or-string` inside CRD schemas); so do paths it does not model (pod proxy).
+ */
+export async function kubeRequest(
+  kubeConfig: KubeConfig,
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<unknown> {
+  const server = kubeConfig.getCurrentCluster()?.server;
+  if (!server) throw new CoreError('KUBE_REQUEST_FAILED', 'the kubeconfig has no current cluster');
+  const url = new URL(path, server);
+  const options: RequestOptions = { method, headers: { Accept: 'application/json' }, timeout: REQUEST_TIMEOUT_MS };
+  await kubeConfig.applyToHTTPSOptions(options);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  if (payload !== undefined) options.headers = { ...options.headers, 'Content-Type': contentType };
+  return new Promise((resolve, reject) => {
+    const req = request(url, options, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          resolve(text ? JSON.parse(text) : undefined);
+        } else {
+          let message = text;
+          try {
+            message = (JSON.parse(text) as { message?: string }).message ?? text;
+          } catch {
+            // Not JSON; keep the raw text.
+          }
+          reject(new KubeRequestError(status, `${method} ${path}: ${status} ${message}`));
+        }
+      });
+    });
+    req.on('timeout', () =>
+      req.destroy(new CoreError('KUBE_REQUEST_FAILED', `${method} ${path}: no answer within ${REQUEST_TIMEOUT_MS} ms`)),
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
