@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { type ColdStartTrace, formatTrace, traceOffsets, traceWaterfall } from '../src/trace.ts';
 
 // The rendering of a trace; the trace itself is taken on the real node by the `--local` run
-// (packages/cli/test/conformance-local.test.ts) and the cold-start bench.
+// (packages/cli/test/stack/conformance-local.test.ts) and the cold-start bench.
 const T0 = 1_800_000_000_000;
 const trace: ColdStartTrace = {
   hops: [

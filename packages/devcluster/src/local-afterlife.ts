@@ -137,7 +137,15 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
   print(
     '▸ starting the local cluster (etcd, kube-apiserver, controllers, KEDA, Knative Serving, registry, a real node: kubelet + containerd)…',
   );
-  const cluster = await DevCluster.start({ name: options.name, logger, knativeControllers: true });
+  // Cluster services asked for explicitly: the install's pods reach the API server through its
+  // ClusterIP and this machine reaches the gateway through its own, so a cluster without them
+  // (another one on the machine has them) would not work — it fails at once naming that cluster.
+  const cluster = await DevCluster.start({
+    name: options.name,
+    logger,
+    knativeControllers: true,
+    clusterServices: true,
+  });
   let install: AfterlifeInstall | undefined;
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {

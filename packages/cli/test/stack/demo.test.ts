@@ -4,10 +4,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DemoReport } from '../src/index.ts';
+import type { DemoReport } from '../../src/index.ts';
 import { CHROMIUM, drawnCharts, headlineRows, screenshot, withChromium } from './browser.ts';
 
-const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 
 /** Runs the README's demo command in its short (CI) profile and returns its report. */
 function runShortDemo(reportDir: string): Promise<{ code: number | null; output: string }> {

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { type ConformanceResult, LOCAL_NAMESPACE } from '@afterlife/conformance';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 
-const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Reports a person can open after the test: `<repo>/reports/test-artifacts/` (git-ignored with /reports/). */
 const ARTIFACTS = join(packageDir, '..', '..', 'reports', 'test-artifacts');
 

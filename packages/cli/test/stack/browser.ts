@@ -7,7 +7,15 @@ import type { Browser, Page } from 'playwright-core';
 export const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
 
 /** Screenshots of the reports the tests looked at: `<repo>/reports/test-artifacts/` (git-ignored with /reports/). */
-export const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'reports', 'test-artifacts');
+export const ARTIFACTS = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  '..',
+  'reports',
+  'test-artifacts',
+);
 
 export async function withChromium<T>(body: (browser: Browser) => Promise<T>): Promise<T> {
   const { chromium } = await import('playwright-core');

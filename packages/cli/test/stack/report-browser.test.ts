@@ -20,7 +20,7 @@ import {
   renderHtml,
   type Sample,
   summarize,
-} from '../src/index.ts';
+} from '../../src/index.ts';
 import {
   ARTIFACTS,
   CHROMIUM,
@@ -205,7 +205,7 @@ async function open(page: Page, html: string, dir: string, name: string): Promis
   await page.goto(`file://${file}`);
 }
 
-/** The real report of `test/conformance-local.test.ts` (it runs before this file: mocha takes the files in order). */
+/** The real report of `test/stack/conformance-local.test.ts` (it runs before this file: mocha takes the files in order). */
 const CONFORMANCE_RUN = join(ARTIFACTS, 'conformance.html');
 
 describe('HTML reports in headless Chromium', function () {
@@ -297,7 +297,7 @@ describe('HTML reports in headless Chromium', function () {
 
   it('the report of the last real `conformance --local` test run: every chart drawn in full, a screenshot', async function () {
     if (!existsSync(CONFORMANCE_RUN)) {
-      // Written by test/conformance-local.test.ts; this file may run alone.
+      // Written by test/stack/conformance-local.test.ts; this file may run alone.
       this.skip();
     }
     await withChromium(async (browser) => {

@@ -20,13 +20,13 @@ import {
   type V1MutatingWebhookConfiguration,
   type V1RuntimeClass,
 } from '@kubernetes/client-node';
-import type { ScenarioRecord, SuiteContext } from '../src/context.ts';
-import { formatPreflight, type PreflightResult, runPreflight } from '../src/preflight.ts';
-import { PROFILES } from '../src/profile.ts';
-import type { ConformanceResult } from '../src/report.ts';
-import { SCENARIOS } from '../src/scenarios.ts';
+import type { ScenarioRecord, SuiteContext } from '../../src/context.ts';
+import { formatPreflight, type PreflightResult, runPreflight } from '../../src/preflight.ts';
+import { PROFILES } from '../../src/profile.ts';
+import type { ConformanceResult } from '../../src/report.ts';
+import { SCENARIOS } from '../../src/scenarios.ts';
 
-const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /**
  * Scales one of the chart's Deployments (`kubectl scale`) and waits until it has that many ready
