@@ -148,7 +148,7 @@ export const FAULTS: readonly Fault[] = [
       if (!restart) throw new ConformanceError('SCENARIO_FAILED', 'no local stack to restart the kube-apiserver of');
       const seconds = await restart();
       return {
-        target: `kube-apiserver (down ${seconds.toFixed(1)} s)`,
+        target: `kube-apiserver, down ${seconds.toFixed(1)} s`,
         recovered: async () => ({ done: true, state: 'serving' }),
       };
     },
