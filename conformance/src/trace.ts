@@ -2,7 +2,14 @@
 // pod → kubelet → EndpointSlice → gateway → function) did its step, from that part's own record
 // or from what the API server streamed to a watch. Printed by the demo, drawn as a waterfall in
 // the demo's and the suite's reports, measured by the cold-start bench.
-import { errorMessage, type GatewayAdmin, isRecord, trackPodStarts } from '@afterlife/core';
+import {
+  errorMessage,
+  type GatewayAdmin,
+  type GatewayColdStart,
+  isRecord,
+  parseColdStarts,
+  trackPodStarts,
+} from '@afterlife/core';
 import { type KubeConfig, type V1Deployment, type V1EndpointSlice, Watch } from '@kubernetes/client-node';
 import type { WaterfallStep } from './render.ts';
 
@@ -185,30 +192,10 @@ async function waitForHops(seen: ReadonlyMap<HopId, ColdStartHop>, ids: readonly
   while (ids.some((id) => !seen.has(id)) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
 }
 
-interface GatewayColdStart {
-  readonly name: string;
-  readonly namespace: string;
-  readonly heldAt: number;
-  readonly endpointAnsweredAt: number | null;
-  readonly via: 'probe' | 'ready';
-  readonly deliveredAt: number;
-  readonly repliedAt: number | null;
-}
-
 async function getJson(url: URL): Promise<unknown> {
   const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
   if (!response.ok) throw new Error(`${url} answered ${response.status}`);
   return response.json();
-}
-
-function isColdStartRecord(entry: unknown): entry is GatewayColdStart {
-  return (
-    isRecord(entry) &&
-    typeof entry.namespace === 'string' &&
-    typeof entry.name === 'string' &&
-    typeof entry.heldAt === 'number' &&
-    typeof entry.deliveredAt === 'number'
-  );
 }
 
 /** The record of this cold start (held after the event was sent) by whichever gateway held it. */
@@ -231,14 +218,9 @@ async function gatewayRecord(
   }
   for (const admin of admins) {
     try {
-      const body = await admin.get('/v1/cold-starts');
-      const records = isRecord(body) && Array.isArray(body.coldStarts) ? body.coldStarts : [];
-      const record = records.find(
-        (entry): entry is GatewayColdStart =>
-          isColdStartRecord(entry) &&
-          entry.namespace === options.namespace &&
-          entry.name === options.revision &&
-          entry.heldAt >= sentAt - 1000,
+      const record = parseColdStarts(await admin.get('/v1/cold-starts')).find(
+        (entry) =>
+          entry.namespace === options.namespace && entry.name === options.revision && entry.heldAt >= sentAt - 1000,
       );
       if (record) return record;
     } catch (error) {

@@ -8,10 +8,11 @@ import {
   AFTERLIFE_AUTOSCALER_CLASS,
   type CountsSnapshot,
   errorMessage,
+  type GatewayColdStart,
   gatewayAdmins,
-  isRecord,
   KubeRequestError,
   kubeRequest,
+  parseColdStarts,
   parseCountsSnapshot,
   parseFlags,
   UsageError,
@@ -158,29 +159,6 @@ export interface ColdStartSummary {
   readonly via: 'probe' | 'ready';
 }
 
-interface GatewayColdStart {
-  readonly namespace: string;
-  readonly name: string;
-  readonly heldAt: number;
-  readonly deliveredAt: number;
-  readonly repliedAt: number | null;
-  readonly via: 'probe' | 'ready';
-}
-
-/** The well-formed records of a `/v1/cold-starts` answer (a gateway from before it had them: none). */
-function coldStartRecords(body: unknown): GatewayColdStart[] {
-  const list = isRecord(body) && Array.isArray(body.coldStarts) ? body.coldStarts : [];
-  return list.filter(
-    (entry): entry is GatewayColdStart =>
-      isRecord(entry) &&
-      typeof entry.namespace === 'string' &&
-      typeof entry.name === 'string' &&
-      typeof entry.heldAt === 'number' &&
-      typeof entry.deliveredAt === 'number' &&
-      (entry.via === 'probe' || entry.via === 'ready'),
-  );
-}
-
 interface GatewayView {
   readonly snapshots: CountsSnapshot[];
   readonly coldStarts: GatewayColdStart[];
@@ -202,7 +180,7 @@ async function gatewayView(kubeConfig: KubeConfig, urls: readonly string[] | und
       view.unreachable.push(`${admin.where}: ${errorMessage(error)}`);
       continue;
     }
-    view.coldStarts.push(...coldStartRecords(await admin.get('/v1/cold-starts').catch(() => undefined)));
+    view.coldStarts.push(...parseColdStarts(await admin.get('/v1/cold-starts').catch(() => undefined)));
   }
   return view;
 }

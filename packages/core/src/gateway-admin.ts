@@ -1,6 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { type CountsSnapshot, type FunctionCounts, parseCountsSnapshot } from './counts.ts';
 import { CoreError, errorMessage } from './errors.ts';
+import { isRecord } from './knative.ts';
 import { kubeRequest } from './kube.ts';
 
 /** The chart's labels on gateway pods. */
@@ -115,4 +116,46 @@ export function sumCounts(
       : fn;
   }
   return sum;
+}
+
+/** One entry of a gateway's `GET /v1/cold-starts`: a revision's last cold start, as clients read it. */
+export interface GatewayColdStart {
+  readonly namespace: string;
+  readonly name: string;
+  /** The first event was held with no ready endpoint (epoch ms, the gateway's clock). */
+  readonly heldAt: number;
+  /** Its queue-proxy answered the activator probe (`via` `probe`), else null. */
+  readonly endpointAnsweredAt: number | null;
+  /** `probe`: delivered once queue-proxy answered, before kubelet Ready; `ready`: the EndpointSlice said ready. */
+  readonly via: 'probe' | 'ready';
+  /** The first held event's delivery started. */
+  readonly deliveredAt: number;
+  /** Its reply arrived; null while in flight or when none came. */
+  readonly repliedAt: number | null;
+}
+
+/** The well-formed records of a `/v1/cold-starts` answer (a gateway from before it had them: none). */
+export function parseColdStarts(body: unknown): GatewayColdStart[] {
+  const list = isRecord(body) && Array.isArray(body.coldStarts) ? body.coldStarts : [];
+  const nullable = (value: unknown) => (typeof value === 'number' ? value : null);
+  return list.flatMap((entry): GatewayColdStart[] =>
+    isRecord(entry) &&
+    typeof entry.namespace === 'string' &&
+    typeof entry.name === 'string' &&
+    typeof entry.heldAt === 'number' &&
+    typeof entry.deliveredAt === 'number' &&
+    (entry.via === 'probe' || entry.via === 'ready')
+      ? [
+          {
+            namespace: entry.namespace,
+            name: entry.name,
+            heldAt: entry.heldAt,
+            endpointAnsweredAt: nullable(entry.endpointAnsweredAt),
+            via: entry.via,
+            deliveredAt: entry.deliveredAt,
+            repliedAt: nullable(entry.repliedAt),
+          },
+        ]
+      : [],
+  );
 }

@@ -28,7 +28,9 @@ export {
   fetchAllCounts,
   GATEWAY_POD_SELECTOR,
   type GatewayAdmin,
+  type GatewayColdStart,
   gatewayAdmins,
+  parseColdStarts,
   sumCounts,
 } from './gateway-admin.ts';
 export {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CountsSnapshot } from '../src/counts.ts';
-import { fetchAllCounts, gatewayAdmins, sumCounts } from '../src/gateway-admin.ts';
+import { fetchAllCounts, gatewayAdmins, parseColdStarts, sumCounts } from '../src/gateway-admin.ts';
 
 function snapshot(gateway: string, pending: number, delivered: number): CountsSnapshot {
   return {
@@ -64,5 +64,26 @@ describe('gateway admins', () => {
     const { snapshots, unreachable } = await fetchAllCounts(await gatewayAdmins(undefined as never, { urls: [bad] }));
     assert.deepEqual(snapshots, []);
     assert.match(unreachable[0] ?? '', /invalid counts snapshot/);
+  });
+
+  it('reads the well-formed /v1/cold-starts records, the nullable times as null', () => {
+    const good = { namespace: 'ns', name: 'fn-00001', heldAt: 1, deliveredAt: 5, via: 'probe', endpointAnsweredAt: 4 };
+    assert.deepEqual(
+      parseColdStarts({
+        coldStarts: [
+          good,
+          { ...good, via: 'other' },
+          { ...good, heldAt: '1' },
+          'x',
+          { ...good, name: 'b', via: 'ready', repliedAt: 9, endpointAnsweredAt: null },
+        ],
+      }),
+      [
+        { ...good, repliedAt: null },
+        { ...good, name: 'b', via: 'ready', endpointAnsweredAt: null, repliedAt: 9 },
+      ],
+    );
+    assert.deepEqual(parseColdStarts(undefined), [], 'a gateway from before /v1/cold-starts');
+    assert.deepEqual(parseColdStarts({ coldStarts: 'nope' }), []);
   });
 });
