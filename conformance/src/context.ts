@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  type CountsSnapshot,
   errorMessage,
   type FunctionCounts,
   fetchAllCounts,
@@ -161,20 +162,13 @@ export function suiteGatewayAdmins(ctx: SuiteContext): Promise<GatewayAdmin[]> {
   });
 }
 
-/** Held (pending) events per revision over the gateways (empty when none answers). */
-async function gatewayPending(ctx: SuiteContext): Promise<Map<string, number>> {
-  const result = new Map<string, number>();
+/** The gateways' counts snapshots (none when no gateway answers: the charts lose the held line). */
+async function gatewaySnapshots(ctx: SuiteContext): Promise<CountsSnapshot[]> {
   try {
-    const { snapshots } = await fetchAllCounts(await suiteGatewayAdmins(ctx));
-    for (const snapshot of snapshots) {
-      for (const f of snapshot.functions) {
-        if (f.namespace === ctx.namespace) result.set(f.name, (result.get(f.name) ?? 0) + f.pending);
-      }
-    }
+    return (await fetchAllCounts(await suiteGatewayAdmins(ctx))).snapshots;
   } catch {
-    // Charts just lose the pending line.
+    return [];
   }
-  return result;
 }
 
 /** The gateways' counts of one revision of the suite, summed (undefined when no gateway answers or knows it). */
@@ -205,7 +199,7 @@ export function startSampler(ctx: SuiteContext, intervalMs = 500): () => Promise
   const loop = (async () => {
     while (running) {
       const t = ctx.clock();
-      const pending = await gatewayPending(ctx);
+      const snapshots = await gatewaySnapshots(ctx);
       for (const deployment of ctx.watched) {
         try {
           const d = await apps.readNamespacedDeployment({ name: deployment, namespace: ctx.namespace });
@@ -215,7 +209,7 @@ export function startSampler(ctx: SuiteContext, intervalMs = 500): () => Promise
             deployment,
             desiredReplicas: d.spec?.replicas ?? 0,
             readyReplicas: d.status?.readyReplicas ?? 0,
-            pending: pending.get(revision) ?? 0,
+            pending: sumCounts(snapshots, { namespace: ctx.namespace, name: revision })?.pending ?? 0,
           });
         } catch (error) {
           ctx.logger.debug({ err: errorMessage(error), deployment }, 'sample failed');

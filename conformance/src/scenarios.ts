@@ -493,7 +493,7 @@ const noLoss: Scenario = {
   timeoutMs: (ctx) => (ctx.profile.coldStartTimeoutSeconds + 120) * 1000,
   async run(ctx, rec) {
     const fn = needFunction(ctx);
-    const before = await gatewayDelivered(ctx, fn.revision).catch(() => undefined);
+    const before = await gatewayDelivered(ctx, fn.revision);
     const { lossEvents, lossConcurrency } = ctx.profile;
     ctx.print(
       `    sending ${lossEvents} events, ${lossConcurrency} at a time${ctx.records.get('scale-to-zero') ? ' (from zero)' : ''}`,
@@ -512,7 +512,7 @@ const noLoss: Scenario = {
     const problems = rec.events.map(checkOutcome).filter((p) => p !== undefined);
     const missing = [...sent].filter((id) => !echoed.has(id));
     const foreign = [...echoed.keys()].filter((id) => !sent.has(id));
-    const after = await gatewayDelivered(ctx, fn.revision).catch(() => undefined);
+    const after = await gatewayDelivered(ctx, fn.revision);
     const deliveries = before !== undefined && after !== undefined ? after - before : undefined;
     Object.assign(rec.metrics, {
       sent: sent.size,
