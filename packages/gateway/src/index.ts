@@ -18,14 +18,15 @@ export {
 } from './events.ts';
 export { createAdminRoutes, createEventsHandler, functionOfPath } from './http.ts';
 export {
-  type KnativeNamespaceView,
+  KnativeIndex,
   type KnativeRoute,
   KnativeRouteWatcher,
-  knativeNamespaceView,
   PRIVATE_SLICE_SELECTOR,
   REVISION_LABEL,
+  type RevisionEndpoints,
   type RevisionSlice,
   revisionSlice,
+  routeEssentials,
   SERVICE_TYPE_LABEL,
   trafficOfRoute,
 } from './knative.ts';

@@ -1,11 +1,9 @@
 import { functionKey, InformerRunner, isRecord, type Logger, makeLeanInformer } from '@afterlife/core';
 import {
   CustomObjectsApi,
-  type Informer,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
-  type ObjectCache,
   type V1EndpointSlice,
 } from '@kubernetes/client-node';
 import { type Endpoint, type EndpointTable, endpointKey } from './endpoints.ts';
@@ -81,71 +79,159 @@ export function revisionSlice(slice: V1EndpointSlice): RevisionSlice | undefined
   return { revision, endpoints, notReady, h2cOnly };
 }
 
-/** One namespace as the gateway sees it: functions (Routes) with their traffic, revisions with their ready endpoints. */
-export interface KnativeNamespaceView {
+/** What the gateway keeps of a Route: its identity and `status.traffic` (with 1,000 functions the caches are most of the memory). */
+export function routeEssentials(route: KnativeRoute): KnativeRoute {
+  const { name, namespace, resourceVersion, uid } = route.metadata ?? {};
+  return {
+    apiVersion: route.apiVersion,
+    kind: route.kind,
+    metadata: { name, namespace, resourceVersion, uid },
+    ...(route.status?.traffic === undefined ? {} : { status: { traffic: route.status.traffic } }),
+  } as KnativeRoute;
+}
+
+/** What a revision's private slices say together. */
+export interface RevisionEndpoints {
+  readonly ready: readonly Endpoint[];
+  /** Addresses of its pods that are not ready yet. */
+  readonly notReady: readonly Endpoint[];
+  /** It has slices, and they offer only h2c. */
+  readonly h2cOnly: boolean;
+}
+
+interface NamespaceIndex {
+  /** Route name → its traffic. */
   readonly routes: Map<string, TrafficTarget[]>;
-  /** Every revision a Route names (at any percent) or an EndpointSlice carries. */
-  readonly revisions: Map<string, Endpoint[]>;
-  /** Per revision, the addresses of its pods that are not ready yet. */
-  readonly notReady: Map<string, Endpoint[]>;
-  /** Revisions whose slices offer only h2c. */
-  readonly h2cOnly: Set<string>;
+  /** Revision → the Routes naming it (at any percent). */
+  readonly referencedBy: Map<string, Set<string>>;
+  /** Revision → its private slices by slice name. */
+  readonly slices: Map<string, Map<string, RevisionSlice>>;
+  /** Slice name → the revision it was filed under. */
+  readonly sliceRevision: Map<string, string>;
 }
 
-/** Maps one namespace's Routes and private EndpointSlices to functions and revisions. */
-export function knativeNamespaceView(
-  routes: Iterable<KnativeRoute>,
-  slices: Iterable<V1EndpointSlice>,
-): KnativeNamespaceView {
-  const view: KnativeNamespaceView = {
-    routes: new Map(),
-    revisions: new Map(),
-    notReady: new Map(),
-    h2cOnly: new Set(),
-  };
-  for (const route of routes) {
-    const name = route.metadata?.name;
-    if (name === undefined) continue;
-    const traffic = trafficOfRoute(route);
-    view.routes.set(name, traffic);
-    // Referenced at any percent: events held for it stay its own until the revision is gone.
-    for (const target of traffic) {
-      if (target.revisionName !== undefined && target.revisionName !== '' && !view.revisions.has(target.revisionName))
-        view.revisions.set(target.revisionName, []);
+const revisionsOf = (traffic: readonly TrafficTarget[]): Set<string> =>
+  new Set(
+    traffic.map((target) => target.revisionName).filter((name): name is string => name !== undefined && name !== ''),
+  );
+
+/**
+ * The watcher's mapping of Knative objects, kept per object: which functions (Routes) exist with
+ * their traffic, and which revisions exist — every revision a Route names (at any percent, so
+ * events held for it stay its own until it is gone) or a private EndpointSlice carries — with
+ * their endpoints. Each change costs what that object touches, not the size of its namespace.
+ */
+export class KnativeIndex {
+  readonly #namespaces = new Map<string, NamespaceIndex>();
+
+  /** Sets (or with `undefined`, deletes) a Route's traffic; answers the revisions it named before and names now. */
+  setRoute(
+    namespace: string,
+    name: string,
+    traffic: TrafficTarget[] | undefined,
+  ): { named: Set<string>; dropped: Set<string> } {
+    const state = this.#state(namespace);
+    const before = revisionsOf(state.routes.get(name) ?? []);
+    const named = traffic === undefined ? new Set<string>() : revisionsOf(traffic);
+    const dropped = new Set([...before].filter((revision) => !named.has(revision)));
+    for (const revision of dropped) {
+      const routes = state.referencedBy.get(revision);
+      routes?.delete(name);
+      if (routes?.size === 0) state.referencedBy.delete(revision);
     }
+    for (const revision of named) {
+      const routes = state.referencedBy.get(revision) ?? new Set<string>();
+      routes.add(name);
+      state.referencedBy.set(revision, routes);
+    }
+    if (traffic === undefined) state.routes.delete(name);
+    else state.routes.set(name, traffic);
+    this.#forgetIfEmpty(namespace, state);
+    return { named, dropped };
   }
-  const h2cSlices = new Map<string, boolean>();
-  for (const slice of slices) {
-    const read = revisionSlice(slice);
-    if (read === undefined) continue;
-    view.revisions.set(read.revision, [...(view.revisions.get(read.revision) ?? []), ...read.endpoints]);
-    if (read.notReady.length > 0)
-      view.notReady.set(read.revision, [...(view.notReady.get(read.revision) ?? []), ...read.notReady]);
-    h2cSlices.set(read.revision, (h2cSlices.get(read.revision) ?? true) && read.h2cOnly);
-  }
-  for (const [revision, onlyH2c] of h2cSlices) if (onlyH2c) view.h2cOnly.add(revision);
-  return view;
-}
 
-type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+  /** Sets (or with `undefined`, deletes) what one slice says; answers the revisions whose endpoints may have changed. */
+  setSlice(namespace: string, sliceName: string, read: RevisionSlice | undefined): string[] {
+    const state = this.#state(namespace);
+    const touched: string[] = [];
+    const previous = state.sliceRevision.get(sliceName);
+    if (previous !== undefined && previous !== read?.revision) {
+      const slices = state.slices.get(previous);
+      slices?.delete(sliceName);
+      if (slices?.size === 0) state.slices.delete(previous);
+      state.sliceRevision.delete(sliceName);
+      touched.push(previous);
+    }
+    if (read !== undefined) {
+      const slices = state.slices.get(read.revision) ?? new Map<string, RevisionSlice>();
+      slices.set(sliceName, read);
+      state.slices.set(read.revision, slices);
+      state.sliceRevision.set(sliceName, read.revision);
+      touched.push(read.revision);
+    }
+    this.#forgetIfEmpty(namespace, state);
+    return touched;
+  }
+
+  /** A Route's traffic, or undefined when there is no such Route. */
+  route(namespace: string, name: string): TrafficTarget[] | undefined {
+    return this.#namespaces.get(namespace)?.routes.get(name);
+  }
+
+  /** A revision's endpoints, or undefined when no Route names it and no slice carries it. */
+  revision(namespace: string, revision: string): RevisionEndpoints | undefined {
+    const state = this.#namespaces.get(namespace);
+    const slices = state?.slices.get(revision);
+    if (slices === undefined && !state?.referencedBy.has(revision)) return undefined;
+    const ready: Endpoint[] = [];
+    const notReady: Endpoint[] = [];
+    let h2cOnly = slices !== undefined;
+    for (const slice of slices?.values() ?? []) {
+      ready.push(...slice.endpoints);
+      notReady.push(...slice.notReady);
+      h2cOnly &&= slice.h2cOnly;
+    }
+    return { ready, notReady, h2cOnly };
+  }
+
+  /** Routes over all namespaces. */
+  get routeCount(): number {
+    let count = 0;
+    for (const state of this.#namespaces.values()) count += state.routes.size;
+    return count;
+  }
+
+  #state(namespace: string): NamespaceIndex {
+    let state = this.#namespaces.get(namespace);
+    if (state === undefined) {
+      state = { routes: new Map(), referencedBy: new Map(), slices: new Map(), sliceRevision: new Map() };
+      this.#namespaces.set(namespace, state);
+    }
+    return state;
+  }
+
+  #forgetIfEmpty(namespace: string, state: NamespaceIndex): void {
+    if (state.routes.size === 0 && state.sliceRevision.size === 0 && state.referencedBy.size === 0)
+      this.#namespaces.delete(namespace);
+  }
+}
 
 /**
  * Discovery `knative`: keeps a `RouteTable` in sync with the Knative Routes (which functions
  * exist, how their traffic is split) and an `EndpointTable` with the revisions' private
- * EndpointSlices (where each revision's ready pods are). Watch, never poll. With `probeNotReady`,
- * a revision's starting pods join its endpoints as soon as their queue-proxy answers the
- * activator probe (`WarmupProber`), before kubelet marks them Ready.
+ * EndpointSlices (where each revision's ready pods are). Watch, never poll. Each watch event
+ * updates only the Route or revision it concerns (a namespace with 1,000 functions is not
+ * recomputed per event). With `probeNotReady`, a revision's starting pods join its endpoints as
+ * soon as their queue-proxy answers the activator probe (`WarmupProber`), before kubelet marks them Ready.
  */
 export class KnativeRouteWatcher {
   readonly #routes: RouteTable;
   readonly #endpoints: EndpointTable;
   readonly #logger: Logger;
-  readonly #routeInformers: Watched<KnativeRoute>[] = [];
-  readonly #sliceInformers: Watched<V1EndpointSlice>[] = [];
   readonly #runners: InformerRunner[] = [];
-  /** What this watcher put in the tables, per namespace. */
-  readonly #knownRoutes = new Map<string, Set<string>>();
-  readonly #knownRevisions = new Map<string, Set<string>>();
+  readonly #index = new KnativeIndex();
+  /** Revisions (`namespace/revision`) this watcher put in the endpoint table. */
+  readonly #inTable = new Set<string>();
   /** h2c revisions already warned about (once each). */
   readonly #warnedH2c = new Set<string>();
   readonly #prober: WarmupProber | undefined;
@@ -174,7 +260,10 @@ export class KnativeRouteWatcher {
       options.probeNotReady === false
         ? undefined
         : new WarmupProber({
-            onAnswered: (revisionKey) => this.#recompute(revisionKey.slice(0, revisionKey.indexOf('/'))),
+            onAnswered: (revisionKey) => {
+              const slash = revisionKey.indexOf('/');
+              this.#syncRevision(revisionKey.slice(0, slash), revisionKey.slice(slash + 1));
+            },
             logger: options.logger,
             ...(options.warmupTiming === undefined ? {} : { timing: options.warmupTiming }),
           });
@@ -195,14 +284,15 @@ export class KnativeRouteWatcher {
                 namespace,
                 ...withSelector,
               })) as KubernetesListObject<KnativeRoute>,
-        { labelSelector: routeSelector },
+        { labelSelector: routeSelector, trim: routeEssentials },
       );
-      const slices = endpointSliceInformer(options.kubeConfig, namespace, PRIVATE_SLICE_SELECTOR);
-      for (const informer of [routes, slices] as Watched<KubernetesObject>[]) {
-        informer.on('change', (object) => this.#recompute(object.metadata?.namespace ?? ''));
-      }
-      this.#routeInformers.push(routes);
-      this.#sliceInformers.push(slices);
+      const slices = endpointSliceInformer(options.kubeConfig, namespace, PRIVATE_SLICE_SELECTOR, [REVISION_LABEL]);
+      routes.on('add', (route) => this.#onRoute(route, false));
+      routes.on('update', (route) => this.#onRoute(route, false));
+      routes.on('delete', (route) => this.#onRoute(route, true));
+      slices.on('add', (slice) => this.#onSlice(slice, false));
+      slices.on('update', (slice) => this.#onSlice(slice, false));
+      slices.on('delete', (slice) => this.#onSlice(slice, true));
       const scope = namespace === undefined ? 'all namespaces' : `namespace ${namespace}`;
       this.#runners.push(
         new InformerRunner(routes, { logger: this.#logger, what: `Knative Routes in ${scope}` }),
@@ -218,18 +308,11 @@ export class KnativeRouteWatcher {
 
   /** Lists and starts watching; resolves once the tables reflect the cluster (retries while the API is down). */
   async start(): Promise<void> {
+    // The informers' add events during the list fill the tables.
     await InformerRunner.startAll(this.#runners);
     if (this.#stopped) return;
-    const namespaces = new Set<string>();
-    for (const informer of [...this.#routeInformers, ...this.#sliceInformers] as Watched<KubernetesObject>[]) {
-      for (const object of informer.list()) namespaces.add(object.metadata?.namespace ?? '');
-    }
-    for (const namespace of namespaces) this.#recompute(namespace);
     this.#synced = true;
-    this.#logger.info(
-      { functions: [...this.#knownRoutes.values()].reduce((sum, names) => sum + names.size, 0) },
-      'Knative Route watch synced',
-    );
+    this.#logger.info({ functions: this.#index.routeCount }, 'Knative Route watch synced');
   }
 
   async stop(): Promise<void> {
@@ -238,64 +321,70 @@ export class KnativeRouteWatcher {
     await Promise.all(this.#runners.map((runner) => runner.stop()));
   }
 
-  #recompute(namespace: string): void {
-    if (this.#stopped || namespace === '') return;
-    const view = knativeNamespaceView(
-      this.#routeInformers.flatMap((informer) => informer.list(namespace)),
-      this.#sliceInformers.flatMap((informer) => informer.list(namespace)),
-    );
-    for (const revision of view.h2cOnly) {
-      const key = functionKey({ namespace, name: revision });
-      if (this.#warnedH2c.has(key)) continue;
+  #onRoute(route: KnativeRoute, deleted: boolean): void {
+    const namespace = route.metadata?.namespace ?? '';
+    const name = route.metadata?.name;
+    if (this.#stopped || namespace === '' || name === undefined) return;
+    const existed = this.#index.route(namespace, name) !== undefined;
+    const traffic = deleted ? undefined : trafficOfRoute(route);
+    const { named, dropped } = this.#index.setRoute(namespace, name, traffic);
+    // Revisions first, so that no Route ever names a revision the dispatcher does not know; gone
+    // revisions last, so the router re-routes their held events through the new traffic.
+    for (const revision of named) this.#syncRevision(namespace, revision);
+    if (traffic !== undefined) this.#routes.setRoute({ namespace, name }, traffic);
+    else if (existed) this.#routes.deleteRoute({ namespace, name });
+    for (const revision of dropped) this.#syncRevision(namespace, revision);
+  }
+
+  #onSlice(slice: V1EndpointSlice, deleted: boolean): void {
+    const namespace = slice.metadata?.namespace ?? '';
+    const name = slice.metadata?.name;
+    if (this.#stopped || namespace === '' || name === undefined) return;
+    const touched = this.#index.setSlice(namespace, name, deleted ? undefined : revisionSlice(slice));
+    for (const revision of touched) this.#syncRevision(namespace, revision);
+  }
+
+  /** Puts one revision in the endpoint table as its slices and the warm-up prober say, or takes it out. */
+  #syncRevision(namespace: string, revision: string): void {
+    if (this.#stopped) return;
+    const key = functionKey({ namespace, name: revision });
+    const read = this.#index.revision(namespace, revision);
+    if (read === undefined) {
+      if (this.#inTable.delete(key)) {
+        this.#prober?.update(key, []);
+        this.#listedAt.delete(key);
+        this.#warnedH2c.delete(key);
+        this.#endpoints.deleteFunction({ namespace, name: revision });
+      }
+      return;
+    }
+    const { ready, notReady, h2cOnly } = read;
+    if (h2cOnly && !this.#warnedH2c.has(key)) {
       this.#warnedH2c.add(key);
       this.#logger.warn(
         { revision: key },
         'revision serves only h2c (EndpointSlice port "http2"); the gateway delivers HTTP/1.1 only, so it gets no endpoints',
       );
     }
-    // Revisions first, so that no Route ever names a revision the dispatcher does not know; gone
-    // revisions last, so the router re-routes their held events through the new traffic.
     const now = Date.now();
-    for (const [revision, ready] of view.revisions) {
-      const key = functionKey({ namespace, name: revision });
-      const notReady = view.notReady.get(revision) ?? [];
-      const warm = this.#prober?.update(key, notReady) ?? [];
-      const listed = this.#listedAt.get(key) ?? new Map<string, number>();
-      const current = new Map<string, number>();
-      for (const endpoint of [...ready, ...notReady]) {
-        const at = endpointKey(endpoint);
-        current.set(at, listed.get(at) ?? now);
-      }
-      if (current.size === 0) this.#listedAt.delete(key);
-      else this.#listedAt.set(key, current);
-      const endpoints: Endpoint[] = [
-        ...ready.map((endpoint) => ({ ...endpoint, listedAt: current.get(endpointKey(endpoint)) ?? now })),
-        ...warm.map(({ seenAt, answeredAt, ...endpoint }) => ({
-          ...endpoint,
-          listedAt: seenAt,
-          warm: { seenAt, answeredAt },
-        })),
-      ];
-      this.#endpoints.setFunction({ namespace, name: revision }, endpoints);
+    const warm = this.#prober?.update(key, notReady) ?? [];
+    const listed = this.#listedAt.get(key) ?? new Map<string, number>();
+    const current = new Map<string, number>();
+    for (const endpoint of [...ready, ...notReady]) {
+      const at = endpointKey(endpoint);
+      current.set(at, listed.get(at) ?? now);
     }
-    for (const [name, traffic] of view.routes) this.#routes.setRoute({ namespace, name }, traffic);
-    const previousRoutes = this.#knownRoutes.get(namespace) ?? new Set<string>();
-    for (const name of previousRoutes) if (!view.routes.has(name)) this.#routes.deleteRoute({ namespace, name });
-    const previousRevisions = this.#knownRevisions.get(namespace) ?? new Set<string>();
-    for (const name of previousRevisions) {
-      if (view.revisions.has(name)) continue;
-      this.#prober?.update(functionKey({ namespace, name }), []);
-      this.#listedAt.delete(functionKey({ namespace, name }));
-      this.#endpoints.deleteFunction({ namespace, name });
-      this.#warnedH2c.delete(functionKey({ namespace, name }));
-    }
-    remember(this.#knownRoutes, namespace, view.routes.keys());
-    remember(this.#knownRevisions, namespace, view.revisions.keys());
+    if (current.size === 0) this.#listedAt.delete(key);
+    else this.#listedAt.set(key, current);
+    const endpoints: Endpoint[] = [
+      ...ready.map((endpoint) => ({ ...endpoint, listedAt: current.get(endpointKey(endpoint)) ?? now })),
+      ...warm.map(({ seenAt, answeredAt, ...endpoint }) => ({
+        ...endpoint,
+        listedAt: seenAt,
+        warm: { seenAt, answeredAt },
+      })),
+    ];
+    this.#inTable.add(key);
+    this.#endpoints.setFunction({ namespace, name: revision }, endpoints);
   }
-}
-
-function remember(known: Map<string, Set<string>>, namespace: string, names: Iterable<string>): void {
-  const set = new Set(names);
-  if (set.size === 0) known.delete(namespace);
-  else known.set(namespace, set);
 }

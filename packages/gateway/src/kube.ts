@@ -52,11 +52,37 @@ export function functionOfService(service: V1Service, options: DiscoveryOptions)
 
 type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 
-/** An informer over the EndpointSlices matching `labelSelector`, in one namespace or all. */
+/**
+ * What the gateway keeps of an EndpointSlice: identity, the labels it reads (`keepLabels`),
+ * address type, ports and each endpoint's addresses and readiness — not topology, hints,
+ * target refs or the rest of its metadata.
+ */
+export function sliceEssentials(slice: V1EndpointSlice, keepLabels: readonly string[]): V1EndpointSlice {
+  const { name, namespace, resourceVersion, uid, labels } = slice.metadata ?? {};
+  const kept: Record<string, string> = {};
+  for (const label of keepLabels) {
+    const value = labels?.[label];
+    if (value !== undefined) kept[label] = value;
+  }
+  return {
+    apiVersion: slice.apiVersion,
+    kind: slice.kind,
+    metadata: { name, namespace, resourceVersion, uid, labels: kept },
+    addressType: slice.addressType,
+    ports: (slice.ports ?? []).map(({ name: portName, port }) => ({ name: portName, port })),
+    endpoints: (slice.endpoints ?? []).map(({ addresses, conditions }) => ({
+      addresses,
+      conditions: { ready: conditions?.ready, terminating: conditions?.terminating },
+    })),
+  } as V1EndpointSlice;
+}
+
+/** An informer over the EndpointSlices matching `labelSelector`, in one namespace or all, keeping `sliceEssentials`. */
 export function endpointSliceInformer(
   kubeConfig: KubeConfig,
   namespace: string | undefined,
   labelSelector: string,
+  keepLabels: readonly string[],
 ): Watched<V1EndpointSlice> {
   const discovery = kubeConfig.makeApiClient(DiscoveryV1Api);
   return makeLeanInformer<V1EndpointSlice>(
@@ -68,7 +94,7 @@ export function endpointSliceInformer(
       namespace === undefined
         ? discovery.listEndpointSliceForAllNamespaces({ labelSelector })
         : discovery.listNamespacedEndpointSlice({ namespace, labelSelector }),
-    { labelSelector },
+    { labelSelector, trim: (slice) => sliceEssentials(slice, keepLabels) },
   );
 }
 
@@ -114,7 +140,7 @@ export class KubeEndpointWatcher {
               ),
         { labelSelector: selector },
       );
-      const slices = endpointSliceInformer(options.kubeConfig, namespace, SERVICE_NAME_LABEL);
+      const slices = endpointSliceInformer(options.kubeConfig, namespace, SERVICE_NAME_LABEL, [SERVICE_NAME_LABEL]);
       for (const informer of [services, slices] as Watched<KubernetesObject>[]) {
         informer.on('change', (object) => this.#recompute(object.metadata?.namespace ?? ''));
       }

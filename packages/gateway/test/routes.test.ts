@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
-import { knativeNamespaceView, revisionSlice, trafficOfRoute } from '../src/knative.ts';
+import { KnativeIndex, revisionSlice, routeEssentials, trafficOfRoute } from '../src/knative.ts';
+import { sliceEssentials } from '../src/kube.ts';
 import { pickRevision, RouteTable, routableRevisions } from '../src/routes.ts';
 
 describe('Route traffic → revisions', () => {
@@ -166,11 +167,21 @@ describe('Knative objects → tables (the watcher’s mapping)', () => {
     });
   });
 
+  const indexOf = (
+    routes: { metadata: { name: string }; status?: { traffic?: unknown } }[],
+    slices: V1EndpointSlice[],
+  ) => {
+    const index = new KnativeIndex();
+    for (const route of routes) index.setRoute('n', route.metadata.name, trafficOfRoute(route));
+    for (const slice of slices) index.setSlice('n', slice.metadata?.name ?? '', revisionSlice(slice));
+    return index;
+  };
+
   it('maps a namespace: Routes to functions, every named or sliced revision to its endpoints', () => {
-    const view = knativeNamespaceView(
+    const index = indexOf(
       [
         {
-          metadata: { name: 'echo', namespace: 'n' },
+          metadata: { name: 'echo' },
           status: {
             traffic: [
               { revisionName: 'echo-00002', percent: 100, latestRevision: true },
@@ -178,7 +189,7 @@ describe('Knative objects → tables (the watcher’s mapping)', () => {
             ],
           },
         },
-        { metadata: { name: 'fresh', namespace: 'n' } },
+        { metadata: { name: 'fresh' } },
       ],
       [
         privateSlice('echo-00002', KNATIVE_PORTS, [true], 1),
@@ -187,34 +198,96 @@ describe('Knative objects → tables (the watcher’s mapping)', () => {
         privateSlice('grpc-00001', [{ name: 'http2', port: 8013 }], [true]),
       ],
     );
-    assert.deepEqual(
-      [...view.routes],
-      [
-        [
-          'echo',
-          [
-            { revisionName: 'echo-00002', percent: 100, latestRevision: true },
-            { revisionName: 'echo-00001', percent: 0, tag: 'previous' },
-          ],
-        ],
-        ['fresh', []],
+    assert.deepEqual(index.route('n', 'echo'), [
+      { revisionName: 'echo-00002', percent: 100, latestRevision: true },
+      { revisionName: 'echo-00001', percent: 0, tag: 'previous' },
+    ]);
+    assert.deepEqual(index.route('n', 'fresh'), []);
+    assert.equal(index.routeCount, 2);
+    assert.deepEqual(index.revision('n', 'echo-00001'), { ready: [], notReady: [], h2cOnly: false });
+    assert.deepEqual(index.revision('n', 'echo-00002'), {
+      ready: [
+        { ip: '10.213.0.1', port: 8012 },
+        { ip: '10.213.0.2', port: 8012 },
       ],
+      notReady: [],
+      h2cOnly: false,
+    });
+    assert.deepEqual(index.revision('n', 'old-00007'), {
+      ready: [],
+      notReady: [{ ip: '10.213.0.1', port: 8012 }],
+      h2cOnly: false,
+    });
+    assert.deepEqual(index.revision('n', 'grpc-00001'), { ready: [], notReady: [], h2cOnly: true });
+    assert.equal(index.revision('n', 'never-00001'), undefined);
+    assert.equal(index.revision('other', 'echo-00002'), undefined);
+  });
+
+  it('updates per object: what a Route drops, a slice moves or a delete removes is all that changes', () => {
+    const echo = (traffic: unknown[]) => ({ metadata: { name: 'echo' }, status: { traffic } });
+    const index = indexOf([echo([{ revisionName: 'echo-00001', percent: 100 }])], []);
+    const moved = index.setRoute('n', 'echo', trafficOfRoute(echo([{ revisionName: 'echo-00002', percent: 100 }])));
+    assert.deepEqual(moved, { named: new Set(['echo-00002']), dropped: new Set(['echo-00001']) });
+    assert.equal(index.revision('n', 'echo-00001'), undefined, 'named by no Route and carried by no slice');
+    // A slice keeps a revision no Route names, until the slice is gone.
+    assert.deepEqual(index.setSlice('n', 's1', revisionSlice(privateSlice('echo-00001', KNATIVE_PORTS, [true]))), [
+      'echo-00001',
+    ]);
+    assert.deepEqual(index.revision('n', 'echo-00001')?.ready, [{ ip: '10.213.0.1', port: 8012 }]);
+    // The same slice now says another revision: both are touched, the first one is gone.
+    assert.deepEqual(index.setSlice('n', 's1', revisionSlice(privateSlice('echo-00002', KNATIVE_PORTS, [true]))), [
+      'echo-00001',
+      'echo-00002',
+    ]);
+    assert.equal(index.revision('n', 'echo-00001'), undefined);
+    assert.deepEqual(index.setSlice('n', 's1', undefined), ['echo-00002']);
+    assert.deepEqual(index.revision('n', 'echo-00002'), { ready: [], notReady: [], h2cOnly: false });
+    assert.deepEqual(index.setRoute('n', 'echo', undefined), { named: new Set(), dropped: new Set(['echo-00002']) });
+    assert.equal(index.route('n', 'echo'), undefined);
+    assert.equal(index.revision('n', 'echo-00002'), undefined);
+    assert.equal(index.routeCount, 0);
+  });
+
+  it('caches only what it reads: a Route’s traffic, a slice’s revision label, ports and endpoint readiness', () => {
+    const route = routeEssentials({
+      apiVersion: 'serving.knative.dev/v1',
+      kind: 'Route',
+      metadata: {
+        name: 'echo',
+        namespace: 'n',
+        resourceVersion: '7',
+        uid: 'u',
+        labels: { a: 'b' },
+        annotations: { big: 'x'.repeat(1000) },
+      },
+      spec: { traffic: [{ latestRevision: true, percent: 100 }] },
+      status: { traffic: [{ revisionName: 'echo-00001', percent: 100 }], url: 'http://echo.n' },
+    } as never);
+    assert.deepEqual(route, {
+      apiVersion: 'serving.knative.dev/v1',
+      kind: 'Route',
+      metadata: { name: 'echo', namespace: 'n', resourceVersion: '7', uid: 'u' },
+      status: { traffic: [{ revisionName: 'echo-00001', percent: 100 }] },
+    });
+    const full = privateSlice('echo-00001', KNATIVE_PORTS, [true]);
+    const slice = sliceEssentials(
+      {
+        ...full,
+        metadata: { ...full.metadata, resourceVersion: '9' },
+        endpoints: (full.endpoints ?? []).map((endpoint) => ({
+          ...endpoint,
+          nodeName: 'node-1',
+          targetRef: { kind: 'Pod', name: 'p' },
+          conditions: { ...endpoint.conditions, serving: true },
+        })),
+      },
+      ['serving.knative.dev/revision'],
     );
-    assert.deepEqual(
-      [...view.revisions].sort(([a], [b]) => a.localeCompare(b)),
-      [
-        ['echo-00001', []],
-        [
-          'echo-00002',
-          [
-            { ip: '10.213.0.1', port: 8012 },
-            { ip: '10.213.0.2', port: 8012 },
-          ],
-        ],
-        ['grpc-00001', []],
-        ['old-00007', []],
-      ],
-    );
-    assert.deepEqual([...view.h2cOnly], ['grpc-00001']);
+    assert.deepEqual(slice.metadata?.labels, { 'serving.knative.dev/revision': 'echo-00001' });
+    assert.equal(slice.metadata?.resourceVersion, '9');
+    assert.deepEqual(slice.endpoints, [
+      { addresses: ['10.213.0.1'], conditions: { ready: true, terminating: undefined } },
+    ]);
+    assert.deepEqual(revisionSlice(slice), revisionSlice(full));
   });
 });
