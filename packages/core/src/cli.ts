@@ -33,8 +33,8 @@ export interface CliOptions {
   /** Arguments after the command name (default `process.argv.slice(2)`). */
   readonly argv?: readonly string[];
   /**
-   * Once `main` has returned, exit after this long even if sockets or watches are still open
-   * (default 500 ms; the exit code is already set).
+   * Once `main` has returned and stdout and stderr are written, exit after this long even if
+   * sockets or watches are still open (default 500 ms; the exit code is already set).
    */
   readonly exitAfterMs?: number;
 }
@@ -53,6 +53,9 @@ export async function runCli(main: (argv: string[]) => Promise<number>, options:
     code = isUsageError(error) ? CLI_EXIT_CODES.usage : CLI_EXIT_CODES.failure;
   }
   process.exitCode = code;
+  // A pipe takes stdout asynchronously: all of it must be taken before a forced exit (a large
+  // `-o json` piped to another program was cut off at the exit).
+  await Promise.all([process.stdout, process.stderr].map((stream) => new Promise((done) => stream.write('', done))));
   // Keep-alive sockets and watches of API clients must not hold the process open.
   setTimeout(() => process.exit(code), options.exitAfterMs ?? 500).unref();
 }

@@ -18,6 +18,7 @@ export class KubeRequestError extends CoreError {
  * A raw request to the API server (JSON in and out). Manifests go through here rather than the
  * typed client because the typed client's serializer drops keys it does not model (for example
  * `x-kubernetes-int-or-string` inside CRD schemas); so do paths it does not model (pod proxy).
+ * A body that is not JSON (a pod's `/metrics` through the proxy) is answered as its text.
  */
 export async function kubeRequest(
   kubeConfig: KubeConfig,
@@ -42,7 +43,8 @@ export async function kubeRequest(
       res.on('end', () => {
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) {
-          resolve(text ? JSON.parse(text) : undefined);
+          const json = /\bjson\b/.test(res.headers['content-type'] ?? 'application/json');
+          resolve(text === '' ? undefined : json ? JSON.parse(text) : text);
         } else {
           let message = text;
           try {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { spawnNode } from '../src/testing.ts';
 
@@ -99,5 +100,20 @@ describe('runCli (the commands’ scaffold)', function () {
   it('exits even when something still holds the event loop', async () => {
     const proc = run(CLI, ['hang', '--code', '0']);
     assert.equal(await proc.exited, 0);
+  });
+
+  it('exits only once a slow reader has taken all of stdout', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'big'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Read nothing for longer than the fixture's forced exit (200 ms), as a busy consumer would.
+    child.stdout.pause();
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    let bytes = 0;
+    child.stdout.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    child.stdout.resume();
+    assert.equal(await exited, 0);
+    assert.equal(bytes, 8192 * 1024, 'every byte written reached the reader');
   });
 });
