@@ -32,6 +32,10 @@ export async function startControllerManager(
     '--use-service-account-credentials=false',
     // Tests see HPA decisions in seconds rather than the production 15 s (documented).
     '--horizontal-pod-autoscaler-sync-period=5s',
+    // Client-side rate limit (default 20/s, burst 30): with 1,000 revisions its ReplicaSet,
+    // EndpointSlice and HPA writes queue behind it (docs/operating.md, controllers at scale).
+    '--kube-api-qps=100',
+    '--kube-api-burst=200',
     '--v=1',
   ]);
   return { process, ports: { 'kube-controller-manager': port } };

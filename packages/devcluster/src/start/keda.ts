@@ -83,6 +83,10 @@ export async function startKeda(
       '--enable-apiservice-patching=false',
       `--ca-dir=${pki.kedaCertDir}`,
       '--zap-log-level=info',
+      // Default 20/s, burst 30: KEDA writes a new ScaledObject's status about nine times, so 1,000
+      // functions queue for minutes behind it (docs/operating.md, controllers at scale).
+      '--kube-api-qps=100',
+      '--kube-api-burst=200',
     ],
     kedaEnv,
   );
