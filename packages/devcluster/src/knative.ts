@@ -394,8 +394,8 @@ export async function startKnativeServing(options: KnativeServingOptions): Promi
         controller,
         [`unix:${controllerProbe}=tcp:127.0.0.1:${PROBES_PORT}`],
         {},
-        // sharedmain's default is 5/s per reconciler (45/s, burst 90, for the nine): a Knative Service
-        // costs about twenty writes and events, so 1,000 would take minutes (docs/operating.md).
+        // sharedmain's default is 5/s per reconciler (45/s, burst 90, for the nine), and a Knative
+        // Service costs about twenty writes and events: at most ≈ 2 Services/s (docs/operating.md).
         ['--kube-api-qps=200', '--kube-api-burst=400'],
       );
       let hpaProbe: string | undefined;
