@@ -9,11 +9,18 @@
 // Needs root (a real node) and the cached binaries, like the tests.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { functionService } from '@afterlife/core';
+import { functionService, kubeRequest } from '@afterlife/core';
 import { AFTERLIFE_NAMESPACE, applyObjects } from '@afterlife/devcluster';
 import { type BenchRow, benchRow, writeBenchResult } from '@afterlife/devcluster/testing';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { formatTrace } from '../src/trace.ts';
 import { print, tracedColdStart, withBenchStack } from './stack.ts';
 
@@ -59,7 +66,28 @@ interface Usage {
  * processes (the host processes in the pod's cgroup, `pod<uid>` in the path) or a process
  * group (KEDA's operator runs as a process here).
  */
-function usageOf(targets: ReadonlyMap<Measured, { podUid?: string; groupLeader?: number }>): Map<Measured, Usage> {
+/** A chart component's pod (with its /metrics through the pod proxy), or a process group. */
+interface Target {
+  readonly podUid?: string;
+  readonly metricsPath?: string;
+  readonly groupLeader?: number;
+}
+
+/** The port serving each chart component's /metrics. */
+const METRICS_PORT: Record<(typeof SHIPPED)[number], string> = {
+  'afterlife-gateway': 'admin',
+  'afterlife-scaler': 'metrics',
+  'afterlife-autoscaler': 'admin',
+};
+
+/** V8's used heap of a chart component (its /metrics): what of the RSS is live objects. */
+async function heapUsedBytes(kubeConfig: KubeConfig, target: Target): Promise<number> {
+  if (target.metricsPath === undefined) return Number.NaN;
+  const text = String(await kubeRequest(kubeConfig, 'GET', target.metricsPath));
+  return Number(/^afterlife_nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+}
+
+function usageOf(targets: ReadonlyMap<Measured, Target>): Map<Measured, Usage> {
   const result = new Map<Measured, Usage>([...targets.keys()].map((name) => [name, { rssBytes: 0, cpuTicks: 0 }]));
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -123,6 +151,78 @@ function p99BoundMs(before: Map<number, number>, after: Map<number, number>): nu
   return Number.NaN;
 }
 
+/** What a Service turns into, in the order the controllers make it: kind → API path in the bench namespace. */
+const PIPELINE: readonly (readonly [string, string])[] = [
+  ['Service (Knative)', '/apis/serving.knative.dev/v1/namespaces/NS/services'],
+  ['Configuration', '/apis/serving.knative.dev/v1/namespaces/NS/configurations'],
+  ['Revision', '/apis/serving.knative.dev/v1/namespaces/NS/revisions'],
+  ['Deployment', '/apis/apps/v1/namespaces/NS/deployments'],
+  ['ReplicaSet', '/apis/apps/v1/namespaces/NS/replicasets'],
+  ['PodAutoscaler', '/apis/autoscaling.internal.knative.dev/v1alpha1/namespaces/NS/podautoscalers'],
+  ['ServerlessService', '/apis/networking.internal.knative.dev/v1alpha1/namespaces/NS/serverlessservices'],
+  ['ScaledObject', '/apis/keda.sh/v1alpha1/namespaces/NS/scaledobjects'],
+  ['HorizontalPodAutoscaler', '/apis/autoscaling/v2/namespaces/NS/horizontalpodautoscalers'],
+];
+
+interface Listed {
+  metadata: { creationTimestamp?: string };
+  status?: { conditions?: { type: string; status: string; lastTransitionTime?: string }[] };
+}
+
+/**
+ * Where the time to "all Ready at 0" goes: for each kind the Services turn into, when (seconds after
+ * `startedAt`) the last one was created and the last one's Ready turned True (apiserver timestamps,
+ * one-second granularity), so the slowest stage of the pipeline shows.
+ */
+async function pipelineTimes(
+  kubeConfig: KubeConfig,
+  startedAt: number,
+): Promise<{ kind: string; count: number; lastCreatedS: number; lastReadyS: number | undefined }[]> {
+  const rows = [];
+  for (const [kind, path] of PIPELINE) {
+    const list = (await kubeRequest(kubeConfig, 'GET', path.replace('NS', NAMESPACE))) as { items: Listed[] };
+    const seconds = (stamp: string | undefined) => (stamp ? (Date.parse(stamp) - startedAt) / 1000 : Number.NaN);
+    const created = list.items.map((item) => seconds(item.metadata.creationTimestamp));
+    const ready = list.items
+      .map((item) => item.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True'))
+      .filter((c) => c !== undefined)
+      .map((c) => seconds(c.lastTransitionTime))
+      // KEDA's conditions carry no transition time.
+      .filter(Number.isFinite);
+    rows.push({
+      kind,
+      count: list.items.length,
+      lastCreatedS: Math.max(...created),
+      lastReadyS: ready.length > 0 ? Math.max(...ready) : undefined,
+    });
+  }
+  return rows;
+}
+
+/** Per log file of the cluster's processes: how often client-go throttled itself (client-go logs waits over 1 s at any level, at most one line per interval: a lower bound). */
+function clientThrottling(
+  logDir: string,
+  offsets: Map<string, number>,
+): Map<string, { waits: number; longestS: number }> {
+  const result = new Map<string, { waits: number; longestS: number }>();
+  for (const file of readdirSync(logDir)) {
+    if (!file.endsWith('.log')) continue;
+    const text = readFileSync(join(logDir, file), 'utf8');
+    const from = offsets.get(file) ?? 0;
+    offsets.set(file, text.length);
+    let waits = 0;
+    let longestS = 0;
+    for (const match of text
+      .slice(from)
+      .matchAll(/(?:Waited for |delay=\\?")([\d.]+)(ms|s)\b[^\n]*client-side throttling/g)) {
+      waits += 1;
+      longestS = Math.max(longestS, Number(match[1]) / (match[2] === 'ms' ? 1000 : 1));
+    }
+    if (waits > 0) result.set(file.replace(/\.log$/, ''), { waits, longestS });
+  }
+  return result;
+}
+
 function knativeService(name: string, image: string, annotations: Record<string, string>): KubernetesObject {
   return functionService({
     name,
@@ -147,19 +247,24 @@ await withBenchStack(
     const kedaPid = local.cluster.state.pids['keda-operator'];
     if (kedaPid === undefined) throw new Error('no keda-operator process in the cluster');
     /** Each component's pod (one replica each in this bench) or process, read again per N (pods do not move). */
-    const targets = async (): Promise<Map<Measured, { podUid?: string; groupLeader?: number }>> => {
-      const map = new Map<Measured, { podUid?: string; groupLeader?: number }>([
-        ['keda-operator', { groupLeader: kedaPid }],
-      ]);
+    const targets = async (): Promise<Map<Measured, Target>> => {
+      const map = new Map<Measured, Target>([['keda-operator', { groupLeader: kedaPid }]]);
       for (const name of SHIPPED) {
         const component = name.replace('afterlife-', '');
         const pods = await core.listNamespacedPod({
           namespace: AFTERLIFE_NAMESPACE,
           labelSelector: `app.kubernetes.io/component=${component}`,
         });
-        const uid = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.uid;
-        if (!uid) throw new Error(`no running ${component} pod`);
-        map.set(name, { podUid: uid });
+        const pod = pods.items.find((p) => p.status?.phase === 'Running');
+        const uid = pod?.metadata?.uid;
+        const port = pod?.spec?.containers
+          .flatMap((c) => c.ports ?? [])
+          .find((p) => p.name === METRICS_PORT[name])?.containerPort;
+        if (!uid || !port) throw new Error(`no running ${component} pod with a ${METRICS_PORT[name]} port`);
+        map.set(name, {
+          podUid: uid,
+          metricsPath: `/api/v1/namespaces/${AFTERLIFE_NAMESPACE}/pods/${pod?.metadata?.name}:${port}/proxy/metrics`,
+        });
       }
       return map;
     };
@@ -181,30 +286,39 @@ await withBenchStack(
         plural: 'services',
         body: object,
       });
-    const revisionsReadyAtZero = async (expected: number) => {
+    /**
+     * When every revision is Ready and its Deployment at 0: the epoch ms of the last revision's
+     * Ready transition (the API server's clock, so the poll interval does not blur it), else undefined.
+     */
+    const revisionsReadyAtZero = async (expected: number): Promise<number | undefined> => {
       const [revisions, deployments] = await Promise.all([
         custom.listNamespacedCustomObject({
           group: 'serving.knative.dev',
           version: 'v1',
           namespace: NAMESPACE,
           plural: 'revisions',
-        }) as Promise<{ items: { status?: { conditions?: { type: string; status: string }[] } }[] }>,
+        }) as Promise<{ items: Listed[] }>,
         apps.listNamespacedDeployment({ namespace: NAMESPACE }),
       ]);
-      const ready = revisions.items.filter((r) =>
-        r.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-      ).length;
+      const ready = revisions.items
+        .map((r) => r.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True'))
+        .filter((c) => c !== undefined);
       const atZero = deployments.items.filter((d) => (d.spec?.replicas ?? 1) === 0).length;
-      return ready === expected && atZero === expected ? true : undefined;
+      if (ready.length !== expected || atZero !== expected) return undefined;
+      return Math.max(...ready.map((c) => Date.parse(c.lastTransitionTime ?? '') || Date.now()));
     };
 
     const rows: BenchRow[] = [];
-    const results = new Map<number, { rss: Record<string, number>; coldMs: number }>();
+    const results = new Map<number, { rss: Record<string, number>; heap: Map<string, number>; coldMs: number }>();
     let existing = 0;
+    const logDir = join(local.cluster.state.stateDir, 'logs');
+    const logOffsets = new Map<string, number>();
+    clientThrottling(logDir, logOffsets);
     for (const count of COUNTS) {
       // N Services in all: the function under test first, then idle ones that never start a pod.
       const firstRow = rows.length;
       const started = performance.now();
+      const startedAt = Date.now();
       const wanted: KubernetesObject[] = [];
       if (existing === 0) wanted.push(knativeService(UNDER_TEST, local.image, {}));
       for (let index = Math.max(existing, 1); index < count; index++) {
@@ -219,12 +333,48 @@ await withBenchStack(
       }
       const createdMs = performance.now() - started;
       existing = count;
-      await until(`${count} revisions Ready at 0`, () => revisionsReadyAtZero(count), 900_000, 2000);
-      const readyMs = performance.now() - started;
+      // Each poll lists every revision and Deployment: at 1,000 that is load on this machine's API
+      // server, so poll seldom; the time comes from the last Ready transition, not the poll.
+      const lastReadyAt = await until(
+        `${count} revisions Ready at 0`,
+        () => revisionsReadyAtZero(count),
+        900_000,
+        count >= 100 ? 10_000 : 1000,
+      );
+      // Whole seconds (apiserver timestamps): never less than the time it took to create them.
+      const readyMs = Math.max(lastReadyAt - startedAt, createdMs);
       print(
         `\nN = ${count}: created in ${(createdMs / 1000).toFixed(1)} s, all Ready at 0 after ${(readyMs / 1000).toFixed(1)} s`,
       );
+      print('  stage                     objects  last created  last Ready (s after the first create)');
+      for (const stage of await pipelineTimes(kubeConfig, startedAt)) {
+        print(
+          `  ${stage.kind.padEnd(25)} ${String(stage.count).padStart(7)}  ${stage.lastCreatedS.toFixed(0).padStart(12)}  ${stage.lastReadyS === undefined ? '—' : stage.lastReadyS.toFixed(0).padStart(10)}`,
+        );
+      }
+      for (const [process, throttled] of clientThrottling(logDir, logOffsets)) {
+        print(
+          `  ${process}: ${throttled.waits} client-side throttling waits over 1 s, longest ${throttled.longestS.toFixed(1)} s`,
+        );
+      }
 
+      // KEDA makes each ScaledObject's HPA after the revision is Ready: measure once it has them all.
+      await until(
+        `an HPA for each of the ${count} ScaledObjects`,
+        async () =>
+          (
+            (await kubeRequest(
+              kubeConfig,
+              'GET',
+              `/apis/autoscaling/v2/namespaces/${NAMESPACE}/horizontalpodautoscalers`,
+            )) as { items: unknown[] }
+          ).items.length === count
+            ? true
+            : undefined,
+        300_000,
+        count >= 100 ? 10_000 : 1000,
+      );
+      print(`  KEDA had an HPA for every ScaledObject after ${((performance.now() - started) / 1000).toFixed(0)} s`);
       // Idle: let informers and KEDA settle, then measure a window.
       await sleep(10_000);
       const scalerUrl = local.scalerAdminUrl;
@@ -235,6 +385,9 @@ await withBenchStack(
       await sleep(IDLE_SECONDS * 1000);
       const seconds = (performance.now() - windowStart) / 1000;
       const after = Object.fromEntries(usageOf(measured));
+      const heapUsed = new Map<string, number>();
+      for (const [name, target] of measured)
+        if (target.metricsPath) heapUsed.set(name, await heapUsedBytes(kubeConfig, target));
       const rpcsAfter = await scalerRpcs(scalerUrl);
       const callsPerSecond = (rpcsAfter.calls - rpcsBefore.calls) / seconds;
       const pushesPerSecond = (rpcsAfter.pushes - rpcsBefore.pushes) / seconds;
@@ -257,7 +410,16 @@ await withBenchStack(
       // (a pod still stopping on the node slows the next start).
       const replies: number[] = [];
       for (let round = 0; round < COLD_STARTS; round++) {
-        await until(`${UNDER_TEST} back at zero`, () => revisionsReadyAtZero(count), 180_000, 1000);
+        await until(
+          `${UNDER_TEST} back at zero`,
+          async () =>
+            (await apps.readNamespacedDeployment({ namespace: NAMESPACE, name: `${UNDER_TEST}-00001-deployment` })).spec
+              ?.replicas === 0
+              ? true
+              : undefined,
+          180_000,
+          1000,
+        );
         await until(
           'no pod left in the namespace',
           async () => ((await core.listNamespacedPod({ namespace: NAMESPACE })).items.length === 0 ? true : undefined),
@@ -271,7 +433,7 @@ await withBenchStack(
       const coldMs = median(replies);
 
       const rss = Object.fromEntries(COMPONENTS.map((name) => [name, after[name]?.rssBytes ?? 0]));
-      results.set(count, { rss, coldMs });
+      results.set(count, { rss, heap: heapUsed, coldMs });
       const base = results.get(COUNTS[0] ?? 1);
       rows.push(
         benchRow(`N=${count}: all revisions Ready at 0`, readyMs / 1000, 's', 'lower'),
@@ -288,14 +450,27 @@ await withBenchStack(
         const cpu = ((after[name]?.cpuTicks ?? 0) - (before[name]?.cpuTicks ?? 0)) / CLOCK_TICKS_PER_SECOND / seconds;
         rows.push(
           benchRow(`N=${count}: ${name} RSS`, (after[name]?.rssBytes ?? 0) / 2 ** 20, 'MiB', 'lower'),
+          ...(heapUsed.has(name)
+            ? [benchRow(`N=${count}: ${name} V8 heap used`, (heapUsed.get(name) ?? 0) / 2 ** 20, 'MiB', 'lower')]
+            : []),
           benchRow(`N=${count}: ${name} CPU`, cpu * 100, '% of a core', 'lower'),
         );
       }
       if (base !== undefined && count > (COUNTS[0] ?? 1)) {
         const perFunction = (name: string) => ((rss[name] ?? 0) - (base.rss[name] ?? 0)) / (count - (COUNTS[0] ?? 1));
         const shipped = SHIPPED.reduce((sum, name) => sum + perFunction(name), 0);
+        const heapPerFunction = SHIPPED.reduce(
+          (sum, name) => sum + ((heapUsed.get(name) ?? 0) - (base.heap.get(name) ?? 0)) / (count - (COUNTS[0] ?? 1)),
+          0,
+        );
         rows.push(
           benchRow(`N=${count}: gateway + scaler + autoscaler RSS per idle function`, shipped / 1024, 'KiB', 'lower'),
+          benchRow(
+            `N=${count}: gateway + scaler + autoscaler V8 heap per idle function`,
+            heapPerFunction / 1024,
+            'KiB',
+            'lower',
+          ),
           benchRow(
             `N=${count}: keda-operator RSS per idle function`,
             perFunction('keda-operator') / 1024,

@@ -177,6 +177,31 @@ describe('cluster mode against the chart installed with helm (images from the bu
     }
   });
 
+  it('each component serves its metrics through the pod proxy (kubeRequest answers a text body as text)', async () => {
+    const pods = (await kubeRequest(cluster.kubeConfig, 'GET', '/api/v1/namespaces/afterlife-system/pods')) as {
+      items: {
+        metadata: { name: string; labels?: Record<string, string> };
+        spec: { containers: { ports?: { name?: string; containerPort: number }[] }[] };
+        status: { phase?: string };
+      }[];
+    };
+    const metricsPort: Record<string, string> = { gateway: 'admin', scaler: 'metrics', autoscaler: 'admin' };
+    for (const [component, portName] of Object.entries(metricsPort)) {
+      const pod = pods.items.find(
+        (p) => p.metadata.labels?.['app.kubernetes.io/component'] === component && p.status.phase === 'Running',
+      );
+      const port = pod?.spec.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === portName)?.containerPort;
+      assert.ok(pod && port, `a running ${component} pod with a ${portName} port`);
+      const text = await kubeRequest(
+        cluster.kubeConfig,
+        'GET',
+        `/api/v1/namespaces/afterlife-system/pods/${pod.metadata.name}:${port}/proxy/metrics`,
+      );
+      assert.equal(typeof text, 'string', `${component} /metrics is text`);
+      assert.match(String(text), /^afterlife_nodejs_heap_size_used_bytes\{component="[a-z]+"\} \d+/m, `${component} reports its heap`);
+    }
+  });
+
   it('afterlife-conformance passes in cluster mode with only a kubeconfig and the port-forward', async () => {
     const image = cluster.state?.images.echoWasm ?? '';
     const result = await runConformance([
