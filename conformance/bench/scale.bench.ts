@@ -456,24 +456,30 @@ await withBenchStack(
           benchRow(`N=${count}: ${name} CPU`, cpu * 100, '% of a core', 'lower'),
         );
       }
-      if (base !== undefined && count > (COUNTS[0] ?? 1)) {
-        const perFunction = (name: string) => ((rss[name] ?? 0) - (base.rss[name] ?? 0)) / (count - (COUNTS[0] ?? 1));
-        const shipped = SHIPPED.reduce((sum, name) => sum + perFunction(name), 0);
-        const heapPerFunction = SHIPPED.reduce(
-          (sum, name) => sum + ((heapUsed.get(name) ?? 0) - (base.heap.get(name) ?? 0)) / (count - (COUNTS[0] ?? 1)),
-          0,
-        );
+      // Per function added since the previous N: the marginal cost. The first step after N = 1 also
+      // holds what a component allocates once when it first has work (JIT code, HTTP agents, pools).
+      const previousCount = COUNTS[COUNTS.indexOf(count) - 1];
+      const previous = previousCount === undefined ? undefined : results.get(previousCount);
+      if (previous !== undefined && previousCount !== undefined) {
+        const added = count - previousCount;
+        const step = `N=${previousCount}→${count}`;
+        const rssPerFunction = (name: string) => ((rss[name] ?? 0) - (previous.rss[name] ?? 0)) / added;
+        const heapPerFunction = (name: string) => ((heapUsed.get(name) ?? 0) - (previous.heap.get(name) ?? 0)) / added;
+        const sum = (per: (name: string) => number) => SHIPPED.reduce((total, name) => total + per(name), 0);
         rows.push(
-          benchRow(`N=${count}: gateway + scaler + autoscaler RSS per idle function`, shipped / 1024, 'KiB', 'lower'),
           benchRow(
-            `N=${count}: gateway + scaler + autoscaler V8 heap per idle function`,
-            heapPerFunction / 1024,
+            `${step}: gateway + scaler + autoscaler RSS per added idle function`,
+            sum(rssPerFunction) / 1024,
             'KiB',
             'lower',
           ),
+          benchRow(`${step}: their V8 heap per added idle function`, sum(heapPerFunction) / 1024, 'KiB', 'lower'),
+          ...SHIPPED.map((name) =>
+            benchRow(`${step}: ${name} RSS per added idle function`, rssPerFunction(name) / 1024, 'KiB', 'lower'),
+          ),
           benchRow(
-            `N=${count}: keda-operator RSS per idle function`,
-            perFunction('keda-operator') / 1024,
+            `${step}: keda-operator RSS per added idle function`,
+            rssPerFunction('keda-operator') / 1024,
             'KiB',
             'lower',
           ),
