@@ -74,7 +74,7 @@ interface Target {
 }
 
 /** The port serving each chart component's /metrics. */
-const METRICS_PORT: Record<(typeof SHIPPED)[number], string> = {
+const METRICS_PORT: Partial<Record<Measured, string>> = {
   'afterlife-gateway': 'admin',
   'afterlife-scaler': 'metrics',
   'afterlife-autoscaler': 'admin',

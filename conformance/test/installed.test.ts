@@ -198,7 +198,11 @@ describe('cluster mode against the chart installed with helm (images from the bu
         `/api/v1/namespaces/afterlife-system/pods/${pod.metadata.name}:${port}/proxy/metrics`,
       );
       assert.equal(typeof text, 'string', `${component} /metrics is text`);
-      assert.match(String(text), /^afterlife_nodejs_heap_size_used_bytes\{component="[a-z]+"\} \d+/m, `${component} reports its heap`);
+      assert.match(
+        String(text),
+        /^afterlife_nodejs_heap_size_used_bytes\{component="[a-z]+"\} \d+/m,
+        `${component} reports its heap`,
+      );
     }
   });
 
