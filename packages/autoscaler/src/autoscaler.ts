@@ -1,5 +1,5 @@
-import { type AdminServer, type Logger, startAdminServer } from '@afterlife/core';
-import { KubeConfig } from '@kubernetes/client-node';
+import { type AdminServer, type Logger, PooledKubeConfig, startAdminServer } from '@afterlife/core';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { AutoscalerConfig } from './config.ts';
 import { PodAutoscalerController } from './controller.ts';
 import { LeaderElector } from './lease.ts';
@@ -70,7 +70,7 @@ export async function startAutoscaler(config: AutoscalerConfig, options: Autosca
 }
 
 function defaultKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
+  const kubeConfig = new PooledKubeConfig();
   kubeConfig.loadFromDefault();
   return kubeConfig;
 }

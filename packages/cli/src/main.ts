@@ -4,8 +4,7 @@ import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatPreflight, readPreviousRun, runConformanceCli, runPreflight } from '@afterlife/conformance';
-import { createLogger, parseFlags, runCli, UsageError } from '@afterlife/core';
-import { KubeConfig } from '@kubernetes/client-node';
+import { createLogger, PooledKubeConfig, parseFlags, runCli, UsageError } from '@afterlife/core';
 import { runDemo } from './demo.ts';
 import { launchLocalStack } from './local-stack.ts';
 import { demoHeadlineFromJson } from './report.ts';
@@ -68,7 +67,7 @@ async function doctor(argv: string[]): Promise<number> {
       'runtime-class': { type: 'string' },
     },
   });
-  const kubeConfig = new KubeConfig();
+  const kubeConfig = new PooledKubeConfig();
   if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
   else kubeConfig.loadFromDefault();
   if (values.context) kubeConfig.setCurrentContext(values.context);
@@ -89,7 +88,7 @@ async function status(argv: string[]): Promise<number> {
     print,
     signal: controller.signal,
     kubeConfig: (file, context) => {
-      const kubeConfig = new KubeConfig();
+      const kubeConfig = new PooledKubeConfig();
       if (file) kubeConfig.loadFromFile(file);
       else kubeConfig.loadFromDefault();
       if (context) kubeConfig.setCurrentContext(context);

@@ -83,7 +83,7 @@ export {
   SCALING_EVENTS,
   UNSYNCED_FEATURES,
 } from './knative.ts';
-export { KubeRequestError, kubeRequest } from './kube.ts';
+export { KubeRequestError, kubeRequest, PooledKubeConfig } from './kube.ts';
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel } from './logger.ts';
 export { createMetricsRegistry, LATENCY_BUCKETS_SECONDS } from './metrics.ts';
 export {

@@ -1,5 +1,5 @@
 import { type RequestOptions, request } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { CoreError } from './errors.ts';
 
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -62,4 +62,49 @@ export async function kubeRequest(
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+type RequestContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
+/**
+ * A `KubeConfig` whose typed API clients share one connection pool per cluster and user.
+ * `@kubernetes/client-node` 2.0.1 gives every typed request a new undici Agent (its
+ * `createDispatcher` has no cache, unlike its https.Agent path), so each request handshakes a TLS
+ * connection of its own and leaves it idle behind — the autoscaler's writes grew its native memory
+ * with the number of functions. Users whose credentials come from an exec plugin (which may hand
+ * out rotating client certificates) keep the per-request agent; CA and certificate files are read
+ * once per identity.
+ */
+export class PooledKubeConfig extends KubeConfig {
+  readonly #dispatchers = new Map<string, Dispatcher>();
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    const fresh = context.getDispatcher();
+    const user = this.getCurrentUser();
+    if (fresh === undefined || user?.exec !== undefined) return;
+    const cluster = this.getCurrentCluster();
+    const identity = JSON.stringify([
+      cluster?.name,
+      cluster?.server,
+      cluster?.caData,
+      cluster?.caFile,
+      cluster?.tlsServerName,
+      cluster?.skipTLSVerify,
+      user?.name,
+      user?.certData,
+      user?.certFile,
+      user?.keyData,
+      user?.keyFile,
+    ]);
+    const shared = this.#dispatchers.get(identity);
+    if (shared === undefined) {
+      this.#dispatchers.set(identity, fresh);
+      return;
+    }
+    context.setDispatcher(shared);
+    // Never used: it has no connection to close.
+    void fresh.close();
+  }
 }

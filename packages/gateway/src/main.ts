@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { runMain } from '@afterlife/core';
-import { KubeConfig } from '@kubernetes/client-node';
+import { PooledKubeConfig, runMain } from '@afterlife/core';
 import { loadConfig } from './config.ts';
 import { startGateway } from './server.ts';
 
@@ -9,7 +8,7 @@ await runMain({
   loadConfig,
   logLevel: (config) => config.logLevel,
   start: async (config, logger) => {
-    const kubeConfig = new KubeConfig();
+    const kubeConfig = new PooledKubeConfig();
     kubeConfig.loadFromDefault();
     const gateway = await startGateway(config, { kubeConfig, logger });
     return { stop: () => gateway.close() };

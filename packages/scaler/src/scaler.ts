@@ -1,6 +1,6 @@
-import { type AdminServer, type Logger, sendAnswer, startAdminServer } from '@afterlife/core';
+import { type AdminServer, type Logger, PooledKubeConfig, sendAnswer, startAdminServer } from '@afterlife/core';
 import { Server, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { CountsAggregator } from './aggregate.ts';
 import type { ScalerConfig } from './config.ts';
 import { endpointSliceDiscovery, type GatewayDiscovery, staticDiscovery } from './discovery.ts';
@@ -89,7 +89,7 @@ export async function startScaler(config: Readonly<ScalerConfig>, options: Start
   if (config.gatewayService !== undefined) {
     let kubeConfig = options.kubeConfig;
     if (kubeConfig === undefined) {
-      kubeConfig = new KubeConfig();
+      kubeConfig = new PooledKubeConfig();
       kubeConfig.loadFromDefault();
     }
     discovery = endpointSliceDiscovery(kubeConfig, config.gatewayService, logger);

@@ -1,6 +1,11 @@
 #!/usr/bin/env node
-import { createMetricsRegistry, errorMessage, runMain, runtimeClassFieldAllowed } from '@afterlife/core';
-import { KubeConfig } from '@kubernetes/client-node';
+import {
+  createMetricsRegistry,
+  errorMessage,
+  PooledKubeConfig,
+  runMain,
+  runtimeClassFieldAllowed,
+} from '@afterlife/core';
 import { loadConfig } from './config.ts';
 import { RegistryImageInspector } from './image.ts';
 import { createWebhookMetrics } from './metrics.ts';
@@ -14,7 +19,7 @@ await runMain({
   start: async (config, logger) => {
     const registry = createMetricsRegistry('webhook');
     const metrics = createWebhookMetrics(registry);
-    const kubeConfig = new KubeConfig();
+    const kubeConfig = new PooledKubeConfig();
     kubeConfig.loadFromDefault();
     const knative = new KnativeConfigWatcher(kubeConfig, config.knativeNamespace, logger);
     knative.onChange((features) => metrics.runtimeClassFlag.set(runtimeClassFieldAllowed(features) ? 1 : 0));
