@@ -325,14 +325,13 @@ export class KnativeRouteWatcher {
     const namespace = route.metadata?.namespace ?? '';
     const name = route.metadata?.name;
     if (this.#stopped || namespace === '' || name === undefined) return;
-    const existed = this.#index.route(namespace, name) !== undefined;
     const traffic = deleted ? undefined : trafficOfRoute(route);
     const { named, dropped } = this.#index.setRoute(namespace, name, traffic);
     // Revisions first, so that no Route ever names a revision the dispatcher does not know; gone
     // revisions last, so the router re-routes their held events through the new traffic.
     for (const revision of named) this.#syncRevision(namespace, revision);
-    if (traffic !== undefined) this.#routes.setRoute({ namespace, name }, traffic);
-    else if (existed) this.#routes.deleteRoute({ namespace, name });
+    if (traffic === undefined) this.#routes.deleteRoute({ namespace, name });
+    else this.#routes.setRoute({ namespace, name }, traffic);
     for (const revision of dropped) this.#syncRevision(namespace, revision);
   }
 
