@@ -1,12 +1,16 @@
 /**
  * GetMetrics latency with 1,000 ScaledObjects (distinct functions, all reported by 3 gateways)
  * against a baseline: an empty unary handler on the same gRPC server, same client, same run.
+ * Then the heap one open StreamIsActive costs (KEDA holds one per external-push ScaledObject)
+ * against a baseline server-streaming handler that writes one message and holds the call.
  * Bounded: a fixed number of sequential calls per phase (no timing assertions).
  */
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { benchRow, writeBenchResult } from '@afterlife/devcluster/testing';
 import * as grpc from '@grpc/grpc-js';
-import { GetMetricsRequest, GetMetricsResponse } from '../src/gen/externalscaler.ts';
+import { GetMetricsRequest, GetMetricsResponse, IsActiveResponse, ScaledObjectRef } from '../src/gen/externalscaler.ts';
 import { type RunningScaler, startScaler } from '../src/scaler.ts';
 import {
   counts,
@@ -15,6 +19,7 @@ import {
   scalerClientConstructor,
   silentLogger,
   testConfig,
+  type WireRef,
   waitFor,
 } from '../test/helpers.ts';
 
@@ -24,6 +29,8 @@ const WARMUP = 500;
 const CALLS = 5000;
 const CONCURRENCY = 4;
 const ROUNDS = 10;
+const STREAMS = 1000;
+const STREAM_ROUNDS = 5;
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
@@ -82,6 +89,7 @@ async function compare(
 const gateways: FakeGateway[] = [];
 let scaler: RunningScaler | undefined;
 let client: grpc.Client | undefined;
+let held = 0;
 try {
   for (let g = 0; g < GATEWAYS; g++) {
     const gateway = await FakeGateway.start(`gw-${g}`);
@@ -101,6 +109,15 @@ try {
       responseSerialize: (value: GetMetricsResponse) => Buffer.from(GetMetricsResponse.encode(value).finish()),
       responseDeserialize: (value: Buffer) => GetMetricsResponse.decode(value),
     },
+    hold: {
+      path: '/bench.Baseline/Hold',
+      requestStream: false,
+      responseStream: true,
+      requestSerialize: (value: ScaledObjectRef) => Buffer.from(ScaledObjectRef.encode(value).finish()),
+      requestDeserialize: (value: Buffer) => ScaledObjectRef.decode(value),
+      responseSerialize: (value: IsActiveResponse) => Buffer.from(IsActiveResponse.encode(value).finish()),
+      responseDeserialize: (value: Buffer) => IsActiveResponse.decode(value),
+    },
   } satisfies grpc.ServiceDefinition;
   const config = testConfig(
     gateways.map((g) => g.url),
@@ -114,6 +131,15 @@ try {
         definition: baselineService,
         implementation: {
           noop: (_call: unknown, cb: grpc.sendUnaryData<GetMetricsResponse>) => cb(null, { metricValues: [] }),
+          // Holds the stream open like StreamIsActive, with nothing of the scaler behind it.
+          hold: (call: grpc.ServerWritableStream<ScaledObjectRef, IsActiveResponse>) => {
+            held++;
+            call.write({ result: false });
+            call.on('cancelled', () => {
+              held--;
+              call.end();
+            });
+          },
         },
       },
     ],
@@ -134,6 +160,7 @@ try {
     grpc.credentials.createInsecure(),
   ) as unknown as grpc.Client & {
     noop(req: GetMetricsRequest, cb: (e: grpc.ServiceError | null, v: GetMetricsResponse) => void): void;
+    hold(req: ScaledObjectRef): grpc.ClientReadableStream<IsActiveResponse>;
   };
 
   const requests = Array.from({ length: FUNCTIONS }, (_, i) => ({
@@ -175,8 +202,63 @@ try {
     `ratio GetMetrics/baseline: p50 ${(getMetrics.p50 / baseline.p50).toFixed(2)}x  p99 ${(getMetrics.p99 / baseline.p99).toFixed(2)}x` +
       `  (${checked} answers checked against the gateways' counts)`,
   );
+
+  // Heap per open stream: the same client opens STREAMS streams on each handler in turn; the heap
+  // after a full GC, minus the heap before, over STREAMS. Both include the client's side alike.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const settledHeap = async (): Promise<number> => {
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return process.memoryUsage().heapUsed;
+  };
+  const serverStreams = async (): Promise<number> => (await running.metrics.activeStreams.get()).values[0]?.value ?? 0;
+  const heapPerStream = async (
+    open: (i: number) => grpc.ClientReadableStream<unknown>,
+    openOnServer: () => Promise<number>,
+  ): Promise<number> => {
+    const before = await settledHeap();
+    const streams = Array.from({ length: STREAMS }, (_, i) => open(i));
+    await Promise.all(streams.map((stream) => new Promise((resolve) => stream.once('data', resolve))));
+    const after = await settledHeap();
+    for (const stream of streams) {
+      stream.on('error', () => undefined);
+      stream.cancel();
+    }
+    await waitFor('streams closed on the server', async () => (await openOnServer()) === 0, 10_000);
+    return (after - before) / STREAMS;
+  };
+  const perStream = { baseline: [] as number[], streamIsActive: [] as number[] };
+  for (let round = 0; round < STREAM_ROUNDS; round++) {
+    perStream.baseline.push(
+      await heapPerStream(
+        (i) => baselineClient.hold(requests[i % FUNCTIONS]?.scaledObjectRef as ScaledObjectRef),
+        async () => held,
+      ),
+    );
+    perStream.streamIsActive.push(
+      await heapPerStream(
+        (i) => scalerClient.StreamIsActive(requests[i % FUNCTIONS]?.scaledObjectRef as WireRef),
+        serverStreams,
+      ),
+    );
+  }
+  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+  const baselineStream = median(perStream.baseline);
+  const scalerStream = median(perStream.streamIsActive);
+  console.log(
+    `heap per open stream (${STREAMS} streams, median of ${STREAM_ROUNDS}): baseline ${(baselineStream / 1024).toFixed(1)} KiB` +
+      `  StreamIsActive ${(scalerStream / 1024).toFixed(1)} KiB  ratio ${(scalerStream / baselineStream).toFixed(2)}x`,
+  );
+
   const empty = { name: 'empty unary handler' };
   writeBenchResult('scaler', [
+    benchRow(`heap per open StreamIsActive (${STREAMS} streams)`, scalerStream / 1024, 'KiB', 'lower', {
+      name: 'server-streaming handler holding the call',
+      value: baselineStream / 1024,
+    }),
     benchRow(`GetMetrics p50 (${FUNCTIONS} ScaledObjects)`, getMetrics.p50, 'ms', 'lower', {
       ...empty,
       value: baseline.p50,

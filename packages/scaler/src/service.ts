@@ -46,6 +46,72 @@ export interface ExternalScalerHandle {
 
 const SPEC_CACHE_LIMIT = 10_000;
 
+/** One StreamIsActive KEDA holds open: a plain record, so a thousand of them cost little. */
+interface OpenStream {
+  readonly call: ServerWritableStream<ScaledObjectRef, IsActiveResponse>;
+  readonly spec: TriggerSpec;
+  /** The last result written. */
+  last: boolean | undefined;
+}
+
+function streamFields(stream: OpenStream): { function: string; scaledObject: string } {
+  return { function: stream.spec.key, scaledObject: `${stream.call.request.namespace}/${stream.call.request.name}` };
+}
+
+/**
+ * The open streams, indexed by function so a gateway update touches only its functions' streams,
+ * and one keep-alive timer for all of them (running only while a stream is open).
+ */
+class OpenStreams {
+  readonly #byFunction = new Map<string, Set<OpenStream>>();
+  readonly #intervalMs: number;
+  readonly #keepAlive: () => void;
+  readonly #metrics: ScalerMetrics;
+  #size = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(intervalMs: number, keepAlive: () => void, metrics: ScalerMetrics) {
+    this.#intervalMs = intervalMs;
+    this.#keepAlive = keepAlive;
+    this.#metrics = metrics;
+  }
+
+  add(stream: OpenStream): void {
+    let set = this.#byFunction.get(stream.spec.key);
+    if (set === undefined) {
+      set = new Set();
+      this.#byFunction.set(stream.spec.key, set);
+    }
+    set.add(stream);
+    this.#size++;
+    this.#metrics.activeStreams.inc();
+    this.#timer ??= setInterval(this.#keepAlive, this.#intervalMs);
+  }
+
+  /** False when it was not open (each of a call's end events calls this). */
+  delete(stream: OpenStream): boolean {
+    const set = this.#byFunction.get(stream.spec.key);
+    if (set?.delete(stream) !== true) return false;
+    if (set.size === 0) this.#byFunction.delete(stream.spec.key);
+    this.#size--;
+    this.#metrics.activeStreams.dec();
+    if (this.#size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+    return true;
+  }
+
+  of(key: string): Iterable<OpenStream> {
+    return this.#byFunction.get(key) ?? [];
+  }
+
+  /** A copy: callers may close streams while iterating. */
+  all(): OpenStream[] {
+    return [...this.#byFunction.values()].flatMap((set) => [...set]);
+  }
+}
+
 /**
  * The KEDA `externalscaler.ExternalScaler` service: a thin translation from gRPC to the
  * aggregator and the trigger metadata parser.
@@ -53,9 +119,39 @@ const SPEC_CACHE_LIMIT = 10_000;
 export function createExternalScaler(options: ExternalScalerOptions): ExternalScalerHandle {
   const { aggregator, metrics, logger } = options;
   const specs = new Map<string, TriggerSpec | MetadataError>();
-  const streams = new Set<() => void>();
   // One entry per ScaledObject that was ever activated: bounded by the ScaledObjects KEDA streams.
   const activations = new Map<string, Activation>();
+
+  const send = (stream: OpenStream, reason: 'event' | 'periodic'): void => {
+    const result = isActive(stream.spec, aggregator.totals(stream.spec.key));
+    stream.last = result;
+    metrics.streamPushes.inc({ reason });
+    stream.call.write({ result });
+  };
+  // Re-sent only while active: KEDA acts on `true` (a scale request each time) and drops a
+  // streamed `false` unread, so re-sending it would cost one message per idle ScaledObject
+  // every interval — a thousand a second with a thousand functions at zero — for nothing.
+  const keepAlive = (): void => {
+    for (const stream of streams.all()) {
+      if (isActive(stream.spec, aggregator.totals(stream.spec.key))) send(stream, 'periodic');
+    }
+  };
+  const streams = new OpenStreams(options.streamIntervalMs, keepAlive, metrics);
+  // Event-driven: the moment a gateway update makes a function active, push `true` on its
+  // streams; the change back to `false` is sent once too. Only the changed functions' streams.
+  aggregator.onUpdate((changed) => {
+    for (const key of changed) {
+      for (const stream of streams.of(key)) {
+        const now = isActive(stream.spec, aggregator.totals(key));
+        if (now === stream.last) continue;
+        send(stream, 'event');
+        if (now) {
+          const scaledObject = `${stream.call.request.namespace}/${stream.call.request.name}`;
+          activations.set(scaledObject, { function: key, scaledObject, pushedAt: Date.now() });
+        }
+      }
+    }
+  });
 
   const specFor = (ref: ScaledObjectRef | undefined): TriggerSpec => {
     const safe = ref ?? { name: '', namespace: '', scalerMetadata: {} };
@@ -168,59 +264,17 @@ export function createExternalScaler(options: ExternalScalerOptions): ExternalSc
         return;
       }
       metrics.grpcRequests.inc({ method: 'StreamIsActive', code: 'OK' });
-      metrics.activeStreams.inc();
-      let last: boolean | undefined;
-      const send = (reason: 'event' | 'periodic'): void => {
-        const result = isActive(spec, aggregator.totals(spec.key));
-        last = result;
-        metrics.streamPushes.inc({ reason });
-        call.write({ result });
-      };
-      // Event-driven: the moment a gateway update makes this function active, push `true`; the
-      // change back to `false` is sent once too.
-      const unsubscribe = aggregator.onUpdate((changed) => {
-        if (!changed.has(spec.key)) return;
-        const now = isActive(spec, aggregator.totals(spec.key));
-        if (now === last) return;
-        send('event');
-        if (now) {
-          const scaledObject = `${call.request.namespace}/${call.request.name}`;
-          activations.set(scaledObject, { function: spec.key, scaledObject, pushedAt: Date.now() });
-        }
-      });
-      // Re-sent only while active: KEDA acts on `true` (a scale request each time) and drops a
-      // streamed `false` unread, so re-sending it would cost one message per idle ScaledObject
-      // every interval — a thousand a second with a thousand functions at zero — for nothing.
-      const timer = setInterval(() => {
-        if (isActive(spec, aggregator.totals(spec.key))) send('periodic');
-      }, options.streamIntervalMs);
-      let closed = false;
+      const stream: OpenStream = { call, spec, last: undefined };
+      streams.add(stream);
       const cleanup = (): void => {
-        if (closed) return;
-        closed = true;
-        clearInterval(timer);
-        unsubscribe();
-        streams.delete(end);
-        metrics.activeStreams.dec();
-        logger.debug(
-          { function: spec.key, scaledObject: `${call.request.namespace}/${call.request.name}` },
-          'stream closed',
-        );
+        if (streams.delete(stream)) logger.debug(streamFields(stream), 'stream closed');
       };
-      const end = (): void => {
-        cleanup();
-        call.end();
-      };
-      streams.add(end);
       call.on('cancelled', cleanup);
       call.on('close', cleanup);
       call.on('finish', cleanup);
       call.on('error', cleanup);
-      logger.debug(
-        { function: spec.key, scaledObject: `${call.request.namespace}/${call.request.name}` },
-        'stream opened',
-      );
-      send('periodic');
+      logger.debug(streamFields(stream), 'stream opened');
+      send(stream, 'periodic');
     },
   };
 
@@ -228,7 +282,10 @@ export function createExternalScaler(options: ExternalScalerOptions): ExternalSc
     implementation,
     activations: () => [...activations.values()].sort((a, b) => a.pushedAt - b.pushedAt),
     endStreams() {
-      for (const end of [...streams]) end();
+      for (const stream of streams.all()) {
+        streams.delete(stream);
+        stream.call.end();
+      }
     },
   };
 }

@@ -198,6 +198,32 @@ describe('gRPC contract (real server, client from the same proto)', function () 
     assert.equal(messages.length, idleCount, 'quiet again while idle');
   });
 
+  it('StreamIsActive pushes to every stream of the function that changed and to no other', async () => {
+    const open = (fn: string, name: string) => {
+      const stream = client.StreamIsActive(ref({ function: fn, metric: 'pending' }, name));
+      const results: boolean[] = [];
+      stream.on('data', (message: { result: boolean }) => results.push(message.result));
+      stream.on('error', () => undefined);
+      cleanups.push(() => stream.cancel());
+      return { stream, results };
+    };
+    // Two ScaledObjects of one function (two triggers KEDA streams separately), one of another.
+    const first = open('ns/shared', 'so-a');
+    const second = open('ns/shared', 'so-b');
+    const other = open('ns/other', 'so-c');
+    await waitFor('initial state on all three', () => [first, second, other].every((s) => s.results.length === 1));
+    gatewayA.set([counts('ns', 'shared', { pending: 2 })]);
+    await waitFor('true on both streams of ns/shared', () => first.results.at(-1) && second.results.at(-1), 1000, 1);
+    assert.deepEqual(other.results, [false], 'the other function heard nothing');
+    // One stream of the function closing leaves the other pushed to.
+    first.stream.cancel();
+    const gauge = async () => (await scaler.metrics.activeStreams.get()).values[0]?.value ?? 0;
+    await waitFor('2 open streams', async () => (await gauge()) === 2);
+    gatewayA.set([counts('ns', 'shared', { pending: 0 })]);
+    await waitFor('false on the remaining stream', () => second.results.at(-1) === false, 2000);
+    assert.deepEqual(other.results, [false]);
+  });
+
   it('StreamIsActive streams close on cancel (no leaked streams)', async () => {
     const gauge = async () => (await scaler.metrics.activeStreams.get()).values[0]?.value ?? 0;
     const streams = Array.from({ length: 5 }, (_, i) => client.StreamIsActive(ref({ function: `ns/f${i}` })));
