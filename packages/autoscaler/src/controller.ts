@@ -34,7 +34,9 @@ import {
   SKS_API,
   sameStatus,
   scaledObjectDiffers,
+  scaledObjectRead,
   serverlessServiceDiffers,
+  serverlessServiceRead,
 } from './resources.ts';
 
 type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
@@ -51,18 +53,27 @@ export interface ControllerOptions {
 export type ReconcileResult = 'unchanged' | 'updated' | 'invalid' | 'ignored' | 'gone';
 
 /**
- * What the autoscaler keeps of a revision Deployment: its identity, `spec.replicas` and
- * `status` (`#scaleTarget`); the pod template, most of a Deployment, is never read.
+ * What the autoscaler keeps of a revision Deployment: its identity and revision label,
+ * `spec.replicas`, `status.readyReplicas` (`#scaleTarget`). The pod template, the annotations and
+ * the status conditions, most of a Deployment, are never read; it is never written from the cache.
  */
-function scaleTargetOnly(deployment: V1Deployment): V1Deployment {
+export function scaleTargetOnly(deployment: V1Deployment): V1Deployment {
+  const { name, namespace, uid, resourceVersion, labels } = deployment.metadata ?? {};
+  const revision = labels?.[REVISION_LABEL];
   return {
     apiVersion: deployment.apiVersion,
     kind: deployment.kind,
-    metadata: withoutManagedFields(deployment).metadata ?? {},
+    metadata: {
+      name,
+      namespace,
+      uid,
+      resourceVersion,
+      ...(revision === undefined ? {} : { labels: { [REVISION_LABEL]: revision } }),
+    },
     ...(deployment.spec === undefined
       ? {}
-      : { spec: { replicas: deployment.spec.replicas, selector: deployment.spec.selector, template: {} } }),
-    ...(deployment.status === undefined ? {} : { status: deployment.status }),
+      : { spec: { replicas: deployment.spec.replicas, selector: {}, template: {} } }),
+    ...(deployment.status === undefined ? {} : { status: { readyReplicas: deployment.status.readyReplicas } }),
   } as V1Deployment;
 }
 
@@ -104,11 +115,17 @@ export class PodAutoscalerController {
       options.config.namespaces.length > 0 ? [...options.config.namespaces] : [undefined];
     for (const namespace of scopes) {
       const pas = this.#customInformer<PodAutoscaler & KubernetesObject>(PA_API, namespace);
-      const sks = this.#customInformer<ServerlessService & KubernetesObject>(SKS_API, namespace, REVISION_LABEL);
+      const sks = this.#customInformer<ServerlessService & KubernetesObject>(
+        SKS_API,
+        namespace,
+        REVISION_LABEL,
+        (object) => serverlessServiceRead(withoutManagedFields(object)),
+      );
       const scaledObjects = this.#customInformer<ScaledObject & KubernetesObject>(
         SCALED_OBJECT_API,
         namespace,
         `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
+        (object) => scaledObjectRead(withoutManagedFields(object)),
       );
       const deployments = makeLeanInformer<V1Deployment>(
         options.kubeConfig,
@@ -188,6 +205,7 @@ export class PodAutoscalerController {
     api: Api,
     namespace: string | undefined,
     labelSelector?: string,
+    trim?: (object: T) => T,
   ): Watched<T> {
     const base = `/apis/${api.group}/${api.version}`;
     const path = namespace === undefined ? `${base}/${api.plural}` : `${base}/namespaces/${namespace}/${api.plural}`;
@@ -199,7 +217,10 @@ export class PodAutoscalerController {
           : await this.#custom.listNamespacedCustomObject({ ...api, namespace, ...selector });
       return body as { metadata?: { resourceVersion?: string }; items: T[] };
     };
-    return makeLeanInformer<T>(this.#kube, path, list as never, { labelSelector });
+    return makeLeanInformer<T>(this.#kube, path, list as never, {
+      labelSelector,
+      ...(trim === undefined ? {} : { trim }),
+    });
   }
 
   #isOurs(pa: PodAutoscaler): boolean {

@@ -103,6 +103,43 @@ export interface ScaledObject {
   status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
 }
 
+/** A condition as the autoscaler reads it (no timestamps or severity). */
+function conditionRead<C extends { type: string; status: string; reason?: string; message?: string }>(condition: C): C {
+  return {
+    type: condition.type,
+    status: condition.status,
+    ...(condition.reason === undefined ? {} : { reason: condition.reason }),
+    ...(condition.message === undefined ? {} : { message: condition.message }),
+  } as C;
+}
+
+/**
+ * What the autoscaler caches of an SKS: all but its status, of which only what `computeStatus`
+ * reads. A replace sent from it leaves the status as it is (SKS status is a subresource).
+ */
+export function serverlessServiceRead<T extends ServerlessService>(sks: T): T {
+  if (sks.status === undefined) return sks;
+  const { serviceName, privateServiceName, conditions } = sks.status;
+  return {
+    ...sks,
+    status: {
+      ...(serviceName === undefined ? {} : { serviceName }),
+      ...(privateServiceName === undefined ? {} : { privateServiceName }),
+      ...(conditions === undefined ? {} : { conditions: conditions.map(conditionRead) }),
+    },
+  };
+}
+
+/**
+ * What the autoscaler caches of a ScaledObject: all but its status, of which only the conditions
+ * (KEDA's status, a subresource, also lists metric names, health and the HPA's name).
+ */
+export function scaledObjectRead<T extends ScaledObject>(scaledObject: T): T {
+  if (scaledObject.status === undefined) return scaledObject;
+  const { conditions } = scaledObject.status;
+  return { ...scaledObject, status: conditions === undefined ? {} : { conditions: conditions.map(conditionRead) } };
+}
+
 /** What the autoscaler reads of the revision's Deployment. */
 export interface ScaleTarget {
   /** `spec.replicas`: what KEDA (through its HPA) asked for. */

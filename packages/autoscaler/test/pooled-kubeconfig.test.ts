@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PooledKubeConfig } from '@afterlife/core';
-import { createCertificateAuthority, issueCertificate } from '@afterlife/devcluster';
+import { createCertificateAuthority } from '@afterlife/devcluster';
+import { issueLocalhostServerCert } from '@afterlife/devcluster/testing';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 
 describe('PooledKubeConfig: one connection pool for the typed clients', function () {
@@ -23,13 +24,7 @@ describe('PooledKubeConfig: one connection pool for the typed clients', function
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'afterlife-pooled-kubeconfig-'));
     const ca = await createCertificateAuthority(dir, 'ca', 'pooled-kubeconfig-test-ca', { days: 1 });
-    const leaf = await issueCertificate(ca, dir, 'server', {
-      commonName: 'server',
-      dnsNames: ['localhost'],
-      ipAddresses: ['127.0.0.1'],
-      usage: 'server',
-      days: 1,
-    });
+    const leaf = await issueLocalhostServerCert(ca, dir, 'server');
     caPem = await readFile(ca.certFile, 'utf8');
     server = createServer({ cert: await readFile(leaf.certFile), key: await readFile(leaf.keyFile) }, (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });

@@ -1,14 +1,19 @@
 import assert from 'node:assert/strict';
+import type { V1Deployment } from '@kubernetes/client-node';
 import type { RevisionScaling } from '../src/annotations.ts';
+import { scaleTargetOnly } from '../src/controller.ts';
 import {
   type Condition,
   computeStatus,
   desiredScaledObject,
   desiredServerlessService,
   type PodAutoscaler,
+  type ScaledObject,
   type ServerlessService,
   type StatusInput,
   scaledObjectDiffers,
+  scaledObjectRead,
+  serverlessServiceRead,
 } from '../src/resources.ts';
 
 const SCALING: RevisionScaling = {
@@ -254,5 +259,94 @@ describe('computeStatus', () => {
       condition(s, 'Active')?.message ?? '',
       /KEDA reports a problem: .*ScaledObjectCheckFailed.*scaler unreachable/,
     );
+  });
+});
+
+describe('what the caches keep', () => {
+  // Objects as the API server returns them: the status fields nobody here reads, timestamps, a
+  // Deployment with its pod template, annotations and conditions.
+  const fullSks: ServerlessService = {
+    ...SKS_NO_BACKENDS,
+    metadata: { ...SKS_NO_BACKENDS.metadata, annotations: { a: 'b' }, ...({ finalizers: ['keep/me'] } as object) },
+    status: {
+      ...SKS_NO_BACKENDS.status,
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'Unknown',
+          reason: 'NoHealthyBackends',
+          message: 'm',
+          severity: 'Info',
+          lastTransitionTime: '2026-12-01T11:00:00Z',
+        },
+      ],
+      ...({ observedGeneration: 3, annotations: { x: 'y' } } as object),
+    },
+  };
+  const fullScaledObject: ScaledObject = {
+    ...desiredScaledObject({ pa: pa(), scaling: SCALING, scalerAddress: 's:1', initialized: true }),
+    status: {
+      conditions: [
+        { type: 'Ready', status: 'False', reason: 'ScaledObjectCheckFailed', message: 'scaler unreachable' },
+        { type: 'Active', status: 'False', ...({ lastTransitionTime: '2026-12-01T11:00:00Z' } as object) },
+      ],
+      ...({ externalMetricNames: ['s0-afterlife'], hpaName: 'keda-hpa-x', health: { s0: {} } } as object),
+    },
+  };
+  const fullDeployment: V1Deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name: 'hello-00001-deployment',
+      namespace: 'demo',
+      uid: 'd-1',
+      resourceVersion: '42',
+      labels: { 'serving.knative.dev/revision': 'hello-00001', 'serving.knative.dev/service': 'hello' },
+      annotations: { 'deployment.kubernetes.io/revision': '1' },
+      ownerReferences: [{ apiVersion: 'serving.knative.dev/v1', kind: 'Revision', name: 'hello-00001', uid: 'r-1' }],
+    },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: 'hello' } },
+      template: { metadata: { labels: { app: 'hello' } }, spec: { containers: [{ name: 'user-container' }] } },
+    },
+    status: {
+      replicas: 2,
+      readyReplicas: 1,
+      conditions: [{ type: 'Available', status: 'False', message: 'Deployment does not have minimum availability.' }],
+    },
+  };
+
+  it('an SKS and a ScaledObject keep metadata and spec whole, and every status field computeStatus reads', () => {
+    const sks = serverlessServiceRead(fullSks);
+    const scaledObject = scaledObjectRead(fullScaledObject);
+    assert.deepEqual(sks.metadata, fullSks.metadata, 'finalizers and annotations survive a replace from the cache');
+    assert.deepEqual(sks.spec, fullSks.spec);
+    assert.deepEqual(scaledObject.spec, fullScaledObject.spec);
+    assert.deepEqual(Object.keys(sks.status ?? {}).sort(), ['conditions', 'privateServiceName', 'serviceName']);
+    assert.deepEqual(Object.keys(scaledObject.status ?? {}), ['conditions']);
+    assert.equal(sks.status?.conditions?.[0]?.lastTransitionTime, undefined);
+    for (const initialized of [[], [INITIALIZED]]) {
+      const input = { pa: pa(initialized), scaling: SCALING, target: { desired: 0, ready: 0 }, now: NOW };
+      assert.deepEqual(
+        computeStatus({ ...input, sks, scaledObject }),
+        computeStatus({ ...input, sks: fullSks, scaledObject: fullScaledObject }),
+      );
+    }
+    assert.deepEqual(serverlessServiceRead(SKS_READY).status, SKS_READY.status);
+  });
+
+  it('a revision Deployment keeps its identity, revision label, replicas and ready replicas only', () => {
+    const kept = scaleTargetOnly(fullDeployment);
+    assert.deepEqual(kept.metadata, {
+      name: 'hello-00001-deployment',
+      namespace: 'demo',
+      uid: 'd-1',
+      resourceVersion: '42',
+      labels: { 'serving.knative.dev/revision': 'hello-00001' },
+    });
+    assert.equal(kept.spec?.replicas, 2);
+    assert.deepEqual(kept.status, { readyReplicas: 1 });
+    assert.ok(JSON.stringify(kept).length < JSON.stringify(fullDeployment).length / 2);
   });
 });

@@ -12,9 +12,21 @@ import { installKnativeEventing, type KnativeEventing } from './knative-eventing
 import { applyObjects, KubeRequestError, kubeRequest } from './kube.ts';
 import { reapOrphanNetns } from './netns.ts';
 import { type Component, PACKAGE_ROOT } from './paths.ts';
+import { issueCertificate, type KeyPair } from './pki.ts';
 import { waitFor } from './wait.ts';
 
 export { type BenchRow, benchRow, writeBenchResult } from './bench.ts';
+
+/** A serving certificate for `localhost` and 127.0.0.1, valid a day, signed by `ca` (the test servers' one kind). */
+export function issueLocalhostServerCert(ca: KeyPair, dir: string, name: string): Promise<KeyPair> {
+  return issueCertificate(ca, dir, name, {
+    commonName: name,
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    usage: 'server',
+    days: 1,
+  });
+}
 
 /** The env var `exec` sets so every test process shares one running cluster. */
 export const STATE_DIR_ENV = 'AFTERLIFE_DEVCLUSTER_STATE_DIR';

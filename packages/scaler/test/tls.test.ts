@@ -4,6 +4,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCertificateAuthority, issueCertificate } from '@afterlife/devcluster';
+import { issueLocalhostServerCert } from '@afterlife/devcluster/testing';
 import * as grpc from '@grpc/grpc-js';
 import { type RunningScaler, startScaler } from '../src/scaler.ts';
 import {
@@ -36,13 +37,7 @@ async function makePki(): Promise<Pki> {
   const dir = await mkdtemp(join(tmpdir(), 'scaler-tls-'));
   const ca = await createCertificateAuthority(dir, 'ca', 'ca', { days: 1 });
   const rogueCa = await createCertificateAuthority(dir, 'rogue-ca', 'rogue-ca', { days: 1 });
-  const server = await issueCertificate(ca, dir, 'server', {
-    commonName: 'server',
-    dnsNames: ['localhost'],
-    ipAddresses: ['127.0.0.1'],
-    usage: 'server',
-    days: 1,
-  });
+  const server = await issueLocalhostServerCert(ca, dir, 'server');
   const keda = await issueCertificate(ca, dir, 'keda', { commonName: 'keda', usage: 'client', days: 1 });
   const rogue = await issueCertificate(rogueCa, dir, 'rogue', { commonName: 'rogue', usage: 'client', days: 1 });
   return {

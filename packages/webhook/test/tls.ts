@@ -3,7 +3,8 @@ import { type RequestOptions, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import { createCertificateAuthority, issueCertificate, type KeyPair } from '@afterlife/devcluster';
+import { createCertificateAuthority, type KeyPair } from '@afterlife/devcluster';
+import { issueLocalhostServerCert } from '@afterlife/devcluster/testing';
 
 export interface TestPki {
   dir: string;
@@ -32,17 +33,10 @@ export async function issueServerCert(
   name: string,
   target: { certFile?: string; keyFile?: string } = {},
 ): Promise<KeyPair> {
-  const { certFile, keyFile } = await issueCertificate(
+  const { certFile, keyFile } = await issueLocalhostServerCert(
     { certFile: pki.caFile, keyFile: pki.caKeyFile },
     pki.dir,
     name,
-    {
-      commonName: name,
-      dnsNames: ['localhost'],
-      ipAddresses: ['127.0.0.1'],
-      usage: 'server',
-      days: 1,
-    },
   );
   if (target.certFile !== undefined && target.keyFile !== undefined) {
     // Write the new pair over the served files (key first, like a Secret update may land half-way).
