@@ -36,6 +36,7 @@ export {
   KubeEndpointWatcher,
   readyEndpoints,
   SERVICE_NAME_LABEL,
+  ServiceIndex,
 } from './kube.ts';
 export { COLD_START_BUCKETS_SECONDS, GatewayMetrics } from './metrics.ts';
 export { RateWindow } from './rate.ts';

@@ -98,19 +98,120 @@ export function endpointSliceInformer(
   );
 }
 
+interface NamespaceServices {
+  /** Service name → the function it belongs to. */
+  readonly serviceFunction: Map<string, string>;
+  /** Function → its Services. */
+  readonly functionServices: Map<string, Set<string>>;
+  /** Slice name → the Service it serves. */
+  readonly sliceService: Map<string, string>;
+  /** Service → its slices' ready endpoints, per slice. */
+  readonly serviceSlices: Map<string, Map<string, Endpoint[]>>;
+}
+
+/**
+ * The `service`/`label` watcher's mapping, kept per object: which function each Service belongs
+ * to and the ready endpoints each EndpointSlice gives its Service. Each change costs what that
+ * object touches, not the size of its namespace; each answers the functions whose endpoints may
+ * have changed.
+ */
+export class ServiceIndex {
+  readonly #namespaces = new Map<string, NamespaceServices>();
+
+  /** Sets (or with `undefined`, deletes) the function a Service belongs to. */
+  setService(namespace: string, service: string, fn: string | undefined): string[] {
+    const state = this.#state(namespace);
+    const previous = state.serviceFunction.get(service);
+    if (previous === fn) return [];
+    const touched: string[] = [];
+    if (previous !== undefined) {
+      const services = state.functionServices.get(previous);
+      services?.delete(service);
+      if (services?.size === 0) state.functionServices.delete(previous);
+      state.serviceFunction.delete(service);
+      touched.push(previous);
+    }
+    if (fn !== undefined) {
+      const services = state.functionServices.get(fn) ?? new Set<string>();
+      services.add(service);
+      state.functionServices.set(fn, services);
+      state.serviceFunction.set(service, fn);
+      touched.push(fn);
+    }
+    this.#forgetIfEmpty(namespace, state);
+    return touched;
+  }
+
+  /** Sets (or with `undefined`, deletes) what one slice says: its Service and ready endpoints. */
+  setSlice(namespace: string, slice: string, read: { service: string; endpoints: Endpoint[] } | undefined): string[] {
+    const state = this.#state(namespace);
+    const services = new Set<string>();
+    const previous = state.sliceService.get(slice);
+    if (previous !== undefined && previous !== read?.service) {
+      const slices = state.serviceSlices.get(previous);
+      slices?.delete(slice);
+      if (slices?.size === 0) state.serviceSlices.delete(previous);
+      state.sliceService.delete(slice);
+      services.add(previous);
+    }
+    if (read !== undefined) {
+      const slices = state.serviceSlices.get(read.service) ?? new Map<string, Endpoint[]>();
+      slices.set(slice, read.endpoints);
+      state.serviceSlices.set(read.service, slices);
+      state.sliceService.set(slice, read.service);
+      services.add(read.service);
+    }
+    const touched: string[] = [];
+    for (const service of services) {
+      const fn = state.serviceFunction.get(service);
+      if (fn !== undefined) touched.push(fn);
+    }
+    this.#forgetIfEmpty(namespace, state);
+    return touched;
+  }
+
+  /** A function's ready endpoints over all its Services, or undefined when no Service belongs to it. */
+  endpoints(namespace: string, fn: string): Endpoint[] | undefined {
+    const state = this.#namespaces.get(namespace);
+    const services = state?.functionServices.get(fn);
+    if (state === undefined || services === undefined) return undefined;
+    const out: Endpoint[] = [];
+    for (const service of services) {
+      for (const endpoints of state.serviceSlices.get(service)?.values() ?? []) out.push(...endpoints);
+    }
+    return out;
+  }
+
+  #state(namespace: string): NamespaceServices {
+    let state = this.#namespaces.get(namespace);
+    if (state === undefined) {
+      state = {
+        serviceFunction: new Map(),
+        functionServices: new Map(),
+        sliceService: new Map(),
+        serviceSlices: new Map(),
+      };
+      this.#namespaces.set(namespace, state);
+    }
+    return state;
+  }
+
+  #forgetIfEmpty(namespace: string, state: NamespaceServices): void {
+    if (state.serviceFunction.size === 0 && state.sliceService.size === 0) this.#namespaces.delete(namespace);
+  }
+}
+
 /**
  * Keeps an `EndpointTable` in sync with the cluster by watching Services (which functions
- * exist) and EndpointSlices (where their ready replicas are). Watch, never poll.
+ * exist) and EndpointSlices (where their ready replicas are). Watch, never poll; each event
+ * updates only the functions its object touches (`ServiceIndex`).
  */
 export class KubeEndpointWatcher {
   readonly #table: EndpointTable;
   readonly #options: DiscoveryOptions;
   readonly #logger: Logger;
-  readonly #services: Watched<V1Service>[] = [];
-  readonly #slices: Watched<V1EndpointSlice>[] = [];
+  readonly #index = new ServiceIndex();
   readonly #runners: InformerRunner[] = [];
-  /** Functions this watcher put in the table, per namespace. */
-  readonly #known = new Map<string, Set<string>>();
   #stopped = false;
   #synced = false;
 
@@ -141,11 +242,10 @@ export class KubeEndpointWatcher {
         { labelSelector: selector },
       );
       const slices = endpointSliceInformer(options.kubeConfig, namespace, SERVICE_NAME_LABEL, [SERVICE_NAME_LABEL]);
-      for (const informer of [services, slices] as Watched<KubernetesObject>[]) {
-        informer.on('change', (object) => this.#recompute(object.metadata?.namespace ?? ''));
+      for (const verb of ['add', 'update', 'delete'] as const) {
+        services.on(verb, (service) => this.#onService(service, verb === 'delete'));
+        slices.on(verb, (slice) => this.#onSlice(slice, verb === 'delete'));
       }
-      this.#services.push(services);
-      this.#slices.push(slices);
       const scope = namespace === undefined ? 'all namespaces' : `namespace ${namespace}`;
       this.#runners.push(
         new InformerRunner(services, { logger: this.#logger, what: `Services in ${scope}` }),
@@ -163,9 +263,6 @@ export class KubeEndpointWatcher {
   async start(): Promise<void> {
     await InformerRunner.startAll(this.#runners);
     if (this.#stopped) return;
-    for (const namespace of new Set(this.#services.flatMap((s) => s.list().map((o) => o.metadata?.namespace ?? '')))) {
-      this.#recompute(namespace);
-    }
     this.#synced = true;
     this.#logger.info({ functions: this.#table.functions().length }, 'endpoint watch synced');
   }
@@ -175,38 +272,26 @@ export class KubeEndpointWatcher {
     await Promise.all(this.#runners.map((runner) => runner.stop()));
   }
 
-  #recompute(namespace: string): void {
-    if (this.#stopped || namespace === '') return;
-    const servicesByFunction = new Map<string, Set<string>>();
-    for (const informer of this.#services) {
-      for (const service of informer.list(namespace)) {
-        const fn = functionOfService(service, this.#options);
-        const name = service.metadata?.name;
-        if (fn === undefined || name === undefined) continue;
-        const set = servicesByFunction.get(fn) ?? new Set<string>();
-        set.add(name);
-        servicesByFunction.set(fn, set);
-      }
+  #onService(service: V1Service, deleted: boolean): void {
+    const { namespace, name } = service.metadata ?? {};
+    if (this.#stopped || namespace === undefined || name === undefined) return;
+    const fn = deleted ? undefined : functionOfService(service, this.#options);
+    this.#publish(namespace, this.#index.setService(namespace, name, fn));
+  }
+
+  #onSlice(slice: V1EndpointSlice, deleted: boolean): void {
+    const { namespace, name, labels } = slice.metadata ?? {};
+    if (this.#stopped || namespace === undefined || name === undefined) return;
+    const service = labels?.[SERVICE_NAME_LABEL];
+    const read = deleted || service === undefined ? undefined : { service, endpoints: readyEndpoints(slice) };
+    this.#publish(namespace, this.#index.setSlice(namespace, name, read));
+  }
+
+  #publish(namespace: string, functions: readonly string[]): void {
+    for (const name of functions) {
+      const endpoints = this.#index.endpoints(namespace, name);
+      if (endpoints === undefined) this.#table.deleteFunction({ namespace, name });
+      else this.#table.setFunction({ namespace, name }, endpoints);
     }
-    const endpointsByService = new Map<string, Endpoint[]>();
-    for (const informer of this.#slices) {
-      for (const slice of informer.list(namespace)) {
-        const service = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
-        if (service === undefined) continue;
-        const list = endpointsByService.get(service) ?? [];
-        list.push(...readyEndpoints(slice));
-        endpointsByService.set(service, list);
-      }
-    }
-    const previous = this.#known.get(namespace) ?? new Set<string>();
-    const now = new Set<string>();
-    for (const [fn, services] of servicesByFunction) {
-      now.add(fn);
-      const endpoints = [...services].flatMap((service) => endpointsByService.get(service) ?? []);
-      this.#table.setFunction({ namespace, name: fn }, endpoints);
-    }
-    for (const fn of previous) if (!now.has(fn)) this.#table.deleteFunction({ namespace, name: fn });
-    if (now.size === 0) this.#known.delete(namespace);
-    else this.#known.set(namespace, now);
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { EndpointTable } from '../src/endpoints.ts';
-import { functionOfService, readyEndpoints } from '../src/kube.ts';
+import { functionOfService, readyEndpoints, ServiceIndex } from '../src/kube.ts';
 import { RateWindow } from '../src/rate.ts';
 
 describe('RateWindow', () => {
@@ -94,5 +94,54 @@ describe('EndpointSlice reading', () => {
     assert.equal(functionOfService(service, { ...base, discovery: 'service' }), 'echo-00001-private');
     assert.equal(functionOfService(service, { ...base, discovery: 'label' }), 'echo');
     assert.equal(functionOfService({ metadata: { name: 'x' } }, { ...base, discovery: 'label' }), undefined);
+  });
+});
+
+describe('ServiceIndex (service/label discovery, per object)', () => {
+  const a = { ip: '10.0.0.1', port: 8080 };
+  const b = { ip: '10.0.0.2', port: 8080 };
+  const c = { ip: '10.0.0.3', port: 8080 };
+
+  it('a function is known once a Service belongs to it, with every slice of every one of its Services', () => {
+    const index = new ServiceIndex();
+    // A slice can arrive before its Service: kept, touching no function yet.
+    assert.deepEqual(index.setSlice('ns', 'echo-abc', { service: 'echo', endpoints: [a] }), []);
+    assert.equal(index.endpoints('ns', 'fn'), undefined);
+    assert.deepEqual(index.setService('ns', 'echo', 'fn'), ['fn']);
+    assert.deepEqual(index.endpoints('ns', 'fn'), [a]);
+    assert.deepEqual(index.setService('ns', 'echo-v2', 'fn'), ['fn']);
+    assert.deepEqual(index.setSlice('ns', 'echo-v2-x', { service: 'echo-v2', endpoints: [b] }), ['fn']);
+    assert.deepEqual(index.endpoints('ns', 'fn'), [a, b]);
+    // The same name in another namespace is another function.
+    assert.equal(index.endpoints('other', 'fn'), undefined);
+    // An unchanged Service touches nothing.
+    assert.deepEqual(index.setService('ns', 'echo', 'fn'), []);
+  });
+
+  it('updates touch only their function: a relabelled Service moves, a slice changes Service, deletes', () => {
+    const index = new ServiceIndex();
+    index.setService('ns', 'one', 'f1');
+    index.setService('ns', 'two', 'f2');
+    index.setSlice('ns', 's1', { service: 'one', endpoints: [a] });
+    index.setSlice('ns', 's2', { service: 'two', endpoints: [b] });
+    // The Service's function label changed: both functions are touched, f1 is left without Services.
+    assert.deepEqual(index.setService('ns', 'one', 'f2'), ['f1', 'f2']);
+    assert.equal(index.endpoints('ns', 'f1'), undefined);
+    assert.deepEqual(
+      index.endpoints('ns', 'f2')?.sort((x, y) => x.ip.localeCompare(y.ip)),
+      [a, b],
+    );
+    // A slice re-pointed at another Service leaves the first.
+    index.setService('ns', 'three', 'f3');
+    assert.deepEqual(index.setSlice('ns', 's1', { service: 'three', endpoints: [c] }).sort(), ['f2', 'f3']);
+    assert.deepEqual(index.endpoints('ns', 'f2'), [b]);
+    assert.deepEqual(index.endpoints('ns', 'f3'), [c]);
+    // Deletes.
+    assert.deepEqual(index.setSlice('ns', 's2', undefined), ['f2']);
+    assert.deepEqual(index.endpoints('ns', 'f2'), []);
+    assert.deepEqual(index.setService('ns', 'two', undefined), ['f2']);
+    assert.deepEqual(index.setService('ns', 'one', undefined), ['f2']);
+    assert.equal(index.endpoints('ns', 'f2'), undefined);
+    assert.deepEqual(index.setService('ns', 'gone', undefined), [], 'an unknown Service deleted touches nothing');
   });
 });
