@@ -9,6 +9,7 @@
 // Needs root (a real node) and the cached binaries, like the tests.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { functionService, kubeRequest } from '@afterlife/core';
@@ -116,6 +117,44 @@ function usageOf(targets: ReadonlyMap<Measured, Target>): Map<Measured, Usage> {
     }
   }
   return result;
+}
+
+/**
+ * CPU time (ticks) of every host process but this one, summed per command name, and the host's
+ * busy and total time (`/proc/stat`, ticks over all cores): where the machine's CPU went.
+ */
+function cpuByCommand(): { byCommand: Map<string, number>; busy: number; total: number } {
+  const byCommand = new Map<string, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byCommand.set(command, (byCommand.get(command) ?? 0) + Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // The process ended while being read.
+    }
+  }
+  const times = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = times.slice(0, 8).reduce((sum, value) => sum + value, 0);
+  const idle = (times[3] ?? 0) + (times[4] ?? 0);
+  return { byCommand, busy: total - idle, total };
+}
+
+/** What `cpuByCommand` counted between two reads: the host's busy share and the top commands' CPU seconds. */
+function cpuBetween(
+  before: ReturnType<typeof cpuByCommand>,
+  after: ReturnType<typeof cpuByCommand>,
+): { busyShare: number; top: { command: string; seconds: number }[] } {
+  const top = [...after.byCommand]
+    .map(([command, ticks]) => ({
+      command,
+      seconds: (ticks - (before.byCommand.get(command) ?? 0)) / CLOCK_TICKS_PER_SECOND,
+    }))
+    .filter((entry) => entry.seconds > 0)
+    .sort((a, b) => b.seconds - a.seconds);
+  return { busyShare: (after.busy - before.busy) / Math.max(1, after.total - before.total), top };
 }
 
 /** The scaler's unary RPC counts and latency histogram (from its /metrics). */
@@ -319,6 +358,7 @@ await withBenchStack(
       const firstRow = rows.length;
       const started = performance.now();
       const startedAt = Date.now();
+      const cpuAtStart = cpuByCommand();
       const wanted: KubernetesObject[] = [];
       if (existing === 0) wanted.push(knativeService(UNDER_TEST, local.image, {}));
       for (let index = Math.max(existing, 1); index < count; index++) {
@@ -341,6 +381,8 @@ await withBenchStack(
         900_000,
         count >= 100 ? 10_000 : 1000,
       );
+      // Up to the poll that saw them all Ready (at most one poll interval after the last one).
+      const createCpu = cpuBetween(cpuAtStart, cpuByCommand());
       // Whole seconds (apiserver timestamps): never less than the time it took to create them.
       const readyMs = Math.max(lastReadyAt - startedAt, createdMs);
       print(
@@ -352,6 +394,13 @@ await withBenchStack(
           `  ${stage.kind.padEnd(25)} ${String(stage.count).padStart(7)}  ${stage.lastCreatedS.toFixed(0).padStart(12)}  ${stage.lastReadyS === undefined ? '—' : stage.lastReadyS.toFixed(0).padStart(10)}`,
         );
       }
+      print(
+        `  host CPU from the first create until all were seen Ready: ${(createCpu.busyShare * 100).toFixed(0)}% busy over ${cpus().length} cores; ` +
+          createCpu.top
+            .slice(0, 10)
+            .map((entry) => `${entry.command} ${entry.seconds.toFixed(0)} s`)
+            .join(', '),
+      );
       for (const [process, throttled] of clientThrottling(logDir, logOffsets)) {
         print(
           `  ${process}: ${throttled.waits} client-side throttling waits over 1 s, longest ${throttled.longestS.toFixed(1)} s`,
@@ -437,6 +486,7 @@ await withBenchStack(
       const base = results.get(COUNTS[0] ?? 1);
       rows.push(
         benchRow(`N=${count}: all revisions Ready at 0`, readyMs / 1000, 's', 'lower'),
+        benchRow(`N=${count}: host CPU busy until all Ready`, createCpu.busyShare * 100, '%', 'lower'),
         benchRow(`N=${count}: first event → reply (median of ${COLD_STARTS})`, coldMs, 'ms', 'lower', {
           name: `N=${COUNTS[0]}`,
           value: base?.coldMs ?? Number.NaN,
