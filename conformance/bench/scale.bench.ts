@@ -81,11 +81,22 @@ const METRICS_PORT: Partial<Record<Measured, string>> = {
   'afterlife-autoscaler': 'admin',
 };
 
-/** V8's used heap of a chart component (its /metrics): what of the RSS is live objects. */
-async function heapUsedBytes(kubeConfig: KubeConfig, target: Target): Promise<number> {
-  if (target.metricsPath === undefined) return Number.NaN;
+interface Heap {
+  /** Live objects. */
+  readonly used: number;
+  /** What V8 has committed for its heap. */
+  readonly committed: number;
+}
+
+/** V8's heap of a chart component (its /metrics): what of the RSS is live objects, what V8 keeps besides. */
+async function heapOf(kubeConfig: KubeConfig, target: Target): Promise<Heap> {
+  if (target.metricsPath === undefined) return { used: Number.NaN, committed: Number.NaN };
   const text = String(await kubeRequest(kubeConfig, 'GET', target.metricsPath));
-  return Number(/^afterlife_nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+  const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);
+  return {
+    used: value(/^afterlife_nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\d+)/m),
+    committed: value(/^afterlife_nodejs_heap_size_total_bytes(?:\{[^}]*\})? (\d+)/m),
+  };
 }
 
 function usageOf(targets: ReadonlyMap<Measured, Target>): Map<Measured, Usage> {
@@ -129,7 +140,9 @@ function cpuByCommand(): { byCommand: Map<string, number>; busy: number; total: 
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      // Node.js names its main thread, which the kernel shows as the command: here, the Afterlife pods.
+      const command = name === 'MainThread' ? 'node (Afterlife pods)' : name;
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       byCommand.set(command, (byCommand.get(command) ?? 0) + Number(fields[11]) + Number(fields[12]));
     } catch {
@@ -155,6 +168,24 @@ function cpuBetween(
     .filter((entry) => entry.seconds > 0)
     .sort((a, b) => b.seconds - a.seconds);
   return { busyShare: (after.busy - before.busy) / Math.max(1, after.total - before.total), top };
+}
+
+/**
+ * The API server's requests so far (`apiserver_request_total`), per verb and resource
+ * (`verb group/resource/subresource`): which kinds of requests the N functions cost it.
+ */
+async function apiServerRequests(kubeConfig: KubeConfig): Promise<Map<string, number>> {
+  const text = String(await kubeRequest(kubeConfig, 'GET', '/metrics'));
+  const requests = new Map<string, number>();
+  for (const match of text.matchAll(/^apiserver_request_total\{([^}]*)\} (\S+)$/gm)) {
+    const labels = Object.fromEntries(
+      [...(match[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((label) => [label[1] ?? '', label[2] ?? '']),
+    );
+    const resource = [labels.group || 'core', labels.resource, labels.subresource].filter(Boolean).join('/');
+    const key = `${labels.verb} ${resource}`;
+    requests.set(key, (requests.get(key) ?? 0) + Number(match[2]));
+  }
+  return requests;
 }
 
 /** The scaler's unary RPC counts and latency histogram (from its /metrics). */
@@ -348,7 +379,10 @@ await withBenchStack(
     };
 
     const rows: BenchRow[] = [];
-    const results = new Map<number, { rss: Record<string, number>; heap: Map<string, number>; coldMs: number }>();
+    const results = new Map<
+      number,
+      { rss: Record<string, number>; heap: Map<string, number>; coldMs: number; outsideKubeletMs: number }
+    >();
     let existing = 0;
     const logDir = join(local.cluster.state.stateDir, 'logs');
     const logOffsets = new Map<string, number>();
@@ -359,6 +393,7 @@ await withBenchStack(
       const started = performance.now();
       const startedAt = Date.now();
       const cpuAtStart = cpuByCommand();
+      const requestsAtStart = await apiServerRequests(kubeConfig);
       const wanted: KubernetesObject[] = [];
       if (existing === 0) wanted.push(knativeService(UNDER_TEST, local.image, {}));
       for (let index = Math.max(existing, 1); index < count; index++) {
@@ -383,6 +418,7 @@ await withBenchStack(
       );
       // Up to the poll that saw them all Ready (at most one poll interval after the last one).
       const createCpu = cpuBetween(cpuAtStart, cpuByCommand());
+      const requestsUntilReady = await apiServerRequests(kubeConfig);
       // Whole seconds (apiserver timestamps): never less than the time it took to create them.
       const readyMs = Math.max(lastReadyAt - startedAt, createdMs);
       print(
@@ -399,6 +435,19 @@ await withBenchStack(
           createCpu.top
             .slice(0, 10)
             .map((entry) => `${entry.command} ${entry.seconds.toFixed(0)} s`)
+            .join(', '),
+      );
+      const addedServices = count - (COUNTS[COUNTS.indexOf(count) - 1] ?? 0);
+      const requests = [...requestsUntilReady]
+        .map(([key, total]) => ({ key, made: total - (requestsAtStart.get(key) ?? 0) }))
+        .filter((entry) => entry.made > 0)
+        .sort((a, b) => b.made - a.made);
+      const allRequests = requests.reduce((sum, entry) => sum + entry.made, 0);
+      print(
+        `  API server requests until all Ready: ${allRequests} (${(allRequests / addedServices).toFixed(1)} per added Service); per added Service: ` +
+          requests
+            .slice(0, 14)
+            .map((entry) => `${entry.key} ${(entry.made / addedServices).toFixed(1)}`)
             .join(', '),
       );
       for (const [process, throttled] of clientThrottling(logDir, logOffsets)) {
@@ -435,8 +484,13 @@ await withBenchStack(
       const seconds = (performance.now() - windowStart) / 1000;
       const after = Object.fromEntries(usageOf(measured));
       const heapUsed = new Map<string, number>();
+      const heaps = new Map<string, Heap>();
       for (const [name, target] of measured)
-        if (target.metricsPath) heapUsed.set(name, await heapUsedBytes(kubeConfig, target));
+        if (target.metricsPath) {
+          const heap = await heapOf(kubeConfig, target);
+          heaps.set(name, heap);
+          heapUsed.set(name, heap.used);
+        }
       const rpcsAfter = await scalerRpcs(scalerUrl);
       const callsPerSecond = (rpcsAfter.calls - rpcsBefore.calls) / seconds;
       const pushesPerSecond = (rpcsAfter.pushes - rpcsBefore.pushes) / seconds;
@@ -458,6 +512,7 @@ await withBenchStack(
       // single starts vary by up to a second: the median of several), each once its last pod is gone
       // (a pod still stopping on the node slows the next start).
       const replies: number[] = [];
+      const outsideKubelet: number[] = [];
       for (let round = 0; round < COLD_STARTS; round++) {
         await until(
           `${UNDER_TEST} back at zero`,
@@ -478,11 +533,19 @@ await withBenchStack(
         print(`  cold start ${round + 1}/${COLD_STARTS}: ${outcome.latencyMs.toFixed(0)} ms`);
         for (const line of formatTrace(trace)) print(`    ${line}`);
         replies.push(outcome.latencyMs);
+        // kubelet's first sync and the relist after it (0–1 s, at random) do not depend on N:
+        // the rest of the chain is what the N functions could slow down.
+        const at = (id: string) => trace.hops.find((hop) => hop.id === id)?.at;
+        const scheduled = at('pod-scheduled');
+        const sandbox = at('sandbox-ready');
+        if (scheduled !== undefined && sandbox !== undefined)
+          outsideKubelet.push(outcome.latencyMs - (sandbox - scheduled));
       }
       const coldMs = median(replies);
+      const outsideKubeletMs = median(outsideKubelet);
 
       const rss = Object.fromEntries(COMPONENTS.map((name) => [name, after[name]?.rssBytes ?? 0]));
-      results.set(count, { rss, heap: heapUsed, coldMs });
+      results.set(count, { rss, heap: heapUsed, coldMs, outsideKubeletMs });
       const base = results.get(COUNTS[0] ?? 1);
       rows.push(
         benchRow(`N=${count}: all revisions Ready at 0`, readyMs / 1000, 's', 'lower'),
@@ -491,6 +554,13 @@ await withBenchStack(
           name: `N=${COUNTS[0]}`,
           value: base?.coldMs ?? Number.NaN,
         }),
+        benchRow(
+          `N=${count}: first event → reply less kubelet's first sync (median)`,
+          outsideKubeletMs,
+          'ms',
+          'lower',
+          { name: `N=${COUNTS[0]}`, value: base?.outsideKubeletMs ?? Number.NaN },
+        ),
         benchRow(`N=${count}: scaler calls from KEDA`, callsPerSecond, 'calls/s', 'lower'),
         benchRow(`N=${count}: scaler p99 (histogram bucket)`, p99Ms, 'ms', 'lower'),
         benchRow(`N=${count}: StreamIsActive messages to KEDA`, pushesPerSecond, 'messages/s', 'lower'),
@@ -501,7 +571,15 @@ await withBenchStack(
         rows.push(
           benchRow(`N=${count}: ${name} RSS`, (after[name]?.rssBytes ?? 0) / 2 ** 20, 'MiB', 'lower'),
           ...(heapUsed.has(name)
-            ? [benchRow(`N=${count}: ${name} V8 heap used`, (heapUsed.get(name) ?? 0) / 2 ** 20, 'MiB', 'lower')]
+            ? [
+                benchRow(`N=${count}: ${name} V8 heap used`, (heaps.get(name)?.used ?? 0) / 2 ** 20, 'MiB', 'lower'),
+                benchRow(
+                  `N=${count}: ${name} V8 heap committed`,
+                  (heaps.get(name)?.committed ?? 0) / 2 ** 20,
+                  'MiB',
+                  'lower',
+                ),
+              ]
             : []),
           benchRow(`N=${count}: ${name} CPU`, cpu * 100, '% of a core', 'lower'),
         );
