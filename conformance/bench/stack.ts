@@ -15,6 +15,7 @@ export async function withBenchStack(
   name: string,
   bench: (local: LocalAfterlife) => Promise<void>,
   values: Readonly<Record<string, unknown>> = {},
+  cluster: { readonly hpaSyncPeriod?: string } = {},
 ): Promise<void> {
   let stopping: Promise<void> | undefined;
   let local: LocalAfterlife | undefined;
@@ -29,6 +30,7 @@ export async function withBenchStack(
     logger: createLogger('bench', { level: 'warn' }),
     print,
     values,
+    ...cluster,
   });
   try {
     await bench(local);

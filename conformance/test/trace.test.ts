@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ColdStartTrace, formatTrace, traceOffsets, traceWaterfall } from '../src/trace.ts';
+import { type ColdStartTrace, epochOf, formatTrace, traceOffsets, traceWaterfall } from '../src/trace.ts';
 
 // The rendering of a trace; the trace itself is taken on the real node by the `--local` run
 // (packages/cli/test/stack/conformance-local.test.ts) and the cold-start bench.
@@ -49,5 +49,20 @@ describe('cold-start trace rendering', () => {
       'pod-ready': 705,
       reply: 710,
     });
+  });
+});
+
+describe('epochOf (watch times on the wall clock)', () => {
+  it('follows the wall clock even when it was stepped after the process started', () => {
+    const realNow = Date.now;
+    const seen = performance.now() - 100;
+    try {
+      // A wall clock stepped 10 s ahead since start: every Date.now() hop of the trace moves with it.
+      Date.now = () => realNow() + 10_000;
+      const at = epochOf(seen);
+      assert.ok(Math.abs(at - (Date.now() - 100)) < 20, `${at} vs ${Date.now() - 100}`);
+    } finally {
+      Date.now = realNow;
+    }
   });
 });

@@ -81,6 +81,11 @@ export interface DevClusterOptions {
   readonly logger?: Logger;
   /** Bound on the whole start-up once binaries exist (default 180 s). */
   readonly readyTimeoutMs?: number;
+  /**
+   * kube-controller-manager's `--horizontal-pod-autoscaler-sync-period` (default `5s`, so tests
+   * see HPA decisions in seconds; Kubernetes' own default is `15s`, which the scale bench uses).
+   */
+  readonly hpaSyncPeriod?: string;
 }
 
 /** A process that is still exiting may add a file while the tree goes; retry instead of failing on ENOTEMPTY. */
@@ -469,7 +474,13 @@ class Starter {
     const kubeConfig = loadKubeConfig(kubeconfig);
 
     const controllers = await this.#timed('controllers', async () => [
-      await startControllerManager(launch, { binary: binaries.kubeControllerManager, stateDir, kubeconfig, pki }),
+      await startControllerManager(launch, {
+        binary: binaries.kubeControllerManager,
+        stateDir,
+        kubeconfig,
+        pki,
+        hpaSyncPeriod: this.#options.hpaSyncPeriod ?? '5s',
+      }),
       await startScheduler(launch, { binary: binaries.kubeScheduler, stateDir, kubeconfig }),
       await startKwok(launch, { binary: binaries.kwok, kwokDir: bins.dir('kwok'), stateDir, kubeconfig }),
     ]);

@@ -21,6 +21,8 @@ export interface LocalAfterlifeOptions {
   readonly pendingLimit?: number;
   /** More chart values over the local ones (e.g. autoscaler defaults). */
   readonly values?: Readonly<Record<string, unknown>>;
+  /** kube-controller-manager's HPA sync period (`DevClusterOptions.hpaSyncPeriod`). */
+  readonly hpaSyncPeriod?: string;
 }
 
 /** How the local gateway is configured: what a report needs to state the capacity of a run. */
@@ -145,6 +147,7 @@ export async function startLocalAfterlife(options: LocalAfterlifeOptions): Promi
     logger,
     knativeControllers: true,
     clusterServices: true,
+    ...(options.hpaSyncPeriod === undefined ? {} : { hpaSyncPeriod: options.hpaSyncPeriod }),
   });
   let install: AfterlifeInstall | undefined;
   let stopped: Promise<void> | undefined;

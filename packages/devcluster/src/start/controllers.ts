@@ -13,7 +13,7 @@ export interface Controller {
 /** kube-controller-manager with every default controller (HPA synced every 5 s). */
 export async function startControllerManager(
   launch: Launch,
-  input: { binary: string; stateDir: string; kubeconfig: string; pki: Pki },
+  input: { binary: string; stateDir: string; kubeconfig: string; pki: Pki; hpaSyncPeriod: string },
 ): Promise<Controller> {
   const { kubeconfig, pki } = input;
   const port = await takePort();
@@ -30,8 +30,8 @@ export async function startControllerManager(
     `--cluster-signing-cert-file=${pki.ca.certFile}`,
     `--cluster-signing-key-file=${pki.ca.keyFile}`,
     '--use-service-account-credentials=false',
-    // Tests see HPA decisions in seconds rather than the production 15 s (documented).
-    '--horizontal-pod-autoscaler-sync-period=5s',
+    // Tests see HPA decisions in seconds with 5 s rather than the production 15 s (documented).
+    `--horizontal-pod-autoscaler-sync-period=${input.hpaSyncPeriod}`,
     // Client-side rate limit (default 20/s, burst 30): with 1,000 revisions its ReplicaSet,
     // EndpointSlice and HPA writes queue behind it (docs/operating.md, controllers at scale).
     '--kube-api-qps=100',
