@@ -33,6 +33,7 @@ export {
   parseColdStarts,
   sumCounts,
 } from './gateway-admin.ts';
+export { Grouping } from './grouping.ts';
 export {
   type AdminRoutes,
   type AdminServer,

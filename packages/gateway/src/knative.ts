@@ -1,4 +1,4 @@
-import { functionKey, InformerRunner, isRecord, type Logger, makeLeanInformer } from '@afterlife/core';
+import { functionKey, Grouping, InformerRunner, isRecord, type Logger, makeLeanInformer } from '@afterlife/core';
 import {
   CustomObjectsApi,
   type KubeConfig,
@@ -104,10 +104,8 @@ interface NamespaceIndex {
   readonly routes: Map<string, TrafficTarget[]>;
   /** Revision → the Routes naming it (at any percent). */
   readonly referencedBy: Map<string, Set<string>>;
-  /** Revision → its private slices by slice name. */
-  readonly slices: Map<string, Map<string, RevisionSlice>>;
-  /** Slice name → the revision it was filed under. */
-  readonly sliceRevision: Map<string, string>;
+  /** Each private slice (by name) under the revision it was filed under. */
+  readonly slices: Grouping<string, string, RevisionSlice>;
 }
 
 const revisionsOf = (traffic: readonly TrafficTarget[]): Set<string> =>
@@ -153,22 +151,7 @@ export class KnativeIndex {
   /** Sets (or with `undefined`, deletes) what one slice says; answers the revisions whose endpoints may have changed. */
   setSlice(namespace: string, sliceName: string, read: RevisionSlice | undefined): string[] {
     const state = this.#state(namespace);
-    const touched: string[] = [];
-    const previous = state.sliceRevision.get(sliceName);
-    if (previous !== undefined && previous !== read?.revision) {
-      const slices = state.slices.get(previous);
-      slices?.delete(sliceName);
-      if (slices?.size === 0) state.slices.delete(previous);
-      state.sliceRevision.delete(sliceName);
-      touched.push(previous);
-    }
-    if (read !== undefined) {
-      const slices = state.slices.get(read.revision) ?? new Map<string, RevisionSlice>();
-      slices.set(sliceName, read);
-      state.slices.set(read.revision, slices);
-      state.sliceRevision.set(sliceName, read.revision);
-      touched.push(read.revision);
-    }
+    const touched = state.slices.set(sliceName, read === undefined ? undefined : { group: read.revision, value: read });
     this.#forgetIfEmpty(namespace, state);
     return touched;
   }
@@ -181,7 +164,7 @@ export class KnativeIndex {
   /** A revision's endpoints, or undefined when no Route names it and no slice carries it. */
   revision(namespace: string, revision: string): RevisionEndpoints | undefined {
     const state = this.#namespaces.get(namespace);
-    const slices = state?.slices.get(revision);
+    const slices = state?.slices.members(revision);
     if (slices === undefined && !state?.referencedBy.has(revision)) return undefined;
     const ready: Endpoint[] = [];
     const notReady: Endpoint[] = [];
@@ -204,14 +187,14 @@ export class KnativeIndex {
   #state(namespace: string): NamespaceIndex {
     let state = this.#namespaces.get(namespace);
     if (state === undefined) {
-      state = { routes: new Map(), referencedBy: new Map(), slices: new Map(), sliceRevision: new Map() };
+      state = { routes: new Map(), referencedBy: new Map(), slices: new Grouping() };
       this.#namespaces.set(namespace, state);
     }
     return state;
   }
 
   #forgetIfEmpty(namespace: string, state: NamespaceIndex): void {
-    if (state.routes.size === 0 && state.sliceRevision.size === 0 && state.referencedBy.size === 0)
+    if (state.routes.size === 0 && state.slices.size === 0 && state.referencedBy.size === 0)
       this.#namespaces.delete(namespace);
   }
 }

@@ -1,4 +1,4 @@
-import { InformerRunner, type Logger, makeLeanInformer } from '@afterlife/core';
+import { Grouping, InformerRunner, type Logger, makeLeanInformer } from '@afterlife/core';
 import {
   CoreV1Api,
   DiscoveryV1Api,
@@ -99,14 +99,10 @@ export function endpointSliceInformer(
 }
 
 interface NamespaceServices {
-  /** Service name → the function it belongs to. */
-  readonly serviceFunction: Map<string, string>;
-  /** Function → its Services. */
-  readonly functionServices: Map<string, Set<string>>;
-  /** Slice name → the Service it serves. */
-  readonly sliceService: Map<string, string>;
-  /** Service → its slices' ready endpoints, per slice. */
-  readonly serviceSlices: Map<string, Map<string, Endpoint[]>>;
+  /** Each Service (by name) in the function it belongs to. */
+  readonly services: Grouping<string, string, true>;
+  /** Each EndpointSlice (by name) under the Service it serves, with its ready endpoints. */
+  readonly slices: Grouping<string, string, Endpoint[]>;
 }
 
 /**
@@ -121,23 +117,7 @@ export class ServiceIndex {
   /** Sets (or with `undefined`, deletes) the function a Service belongs to. */
   setService(namespace: string, service: string, fn: string | undefined): string[] {
     const state = this.#state(namespace);
-    const previous = state.serviceFunction.get(service);
-    if (previous === fn) return [];
-    const touched: string[] = [];
-    if (previous !== undefined) {
-      const services = state.functionServices.get(previous);
-      services?.delete(service);
-      if (services?.size === 0) state.functionServices.delete(previous);
-      state.serviceFunction.delete(service);
-      touched.push(previous);
-    }
-    if (fn !== undefined) {
-      const services = state.functionServices.get(fn) ?? new Set<string>();
-      services.add(service);
-      state.functionServices.set(fn, services);
-      state.serviceFunction.set(service, fn);
-      touched.push(fn);
-    }
+    const touched = state.services.set(service, fn === undefined ? undefined : { group: fn, value: true });
     this.#forgetIfEmpty(namespace, state);
     return touched;
   }
@@ -145,25 +125,13 @@ export class ServiceIndex {
   /** Sets (or with `undefined`, deletes) what one slice says: its Service and ready endpoints. */
   setSlice(namespace: string, slice: string, read: { service: string; endpoints: Endpoint[] } | undefined): string[] {
     const state = this.#state(namespace);
-    const services = new Set<string>();
-    const previous = state.sliceService.get(slice);
-    if (previous !== undefined && previous !== read?.service) {
-      const slices = state.serviceSlices.get(previous);
-      slices?.delete(slice);
-      if (slices?.size === 0) state.serviceSlices.delete(previous);
-      state.sliceService.delete(slice);
-      services.add(previous);
-    }
-    if (read !== undefined) {
-      const slices = state.serviceSlices.get(read.service) ?? new Map<string, Endpoint[]>();
-      slices.set(slice, read.endpoints);
-      state.serviceSlices.set(read.service, slices);
-      state.sliceService.set(slice, read.service);
-      services.add(read.service);
-    }
+    const services = state.slices.set(
+      slice,
+      read === undefined ? undefined : { group: read.service, value: read.endpoints },
+    );
     const touched: string[] = [];
     for (const service of services) {
-      const fn = state.serviceFunction.get(service);
+      const fn = state.services.groupOf(service);
       if (fn !== undefined) touched.push(fn);
     }
     this.#forgetIfEmpty(namespace, state);
@@ -173,11 +141,11 @@ export class ServiceIndex {
   /** A function's ready endpoints over all its Services, or undefined when no Service belongs to it. */
   endpoints(namespace: string, fn: string): Endpoint[] | undefined {
     const state = this.#namespaces.get(namespace);
-    const services = state?.functionServices.get(fn);
+    const services = state?.services.members(fn);
     if (state === undefined || services === undefined) return undefined;
     const out: Endpoint[] = [];
-    for (const service of services) {
-      for (const endpoints of state.serviceSlices.get(service)?.values() ?? []) out.push(...endpoints);
+    for (const service of services.keys()) {
+      for (const endpoints of state.slices.members(service)?.values() ?? []) out.push(...endpoints);
     }
     return out;
   }
@@ -185,19 +153,14 @@ export class ServiceIndex {
   #state(namespace: string): NamespaceServices {
     let state = this.#namespaces.get(namespace);
     if (state === undefined) {
-      state = {
-        serviceFunction: new Map(),
-        functionServices: new Map(),
-        sliceService: new Map(),
-        serviceSlices: new Map(),
-      };
+      state = { services: new Grouping(), slices: new Grouping() };
       this.#namespaces.set(namespace, state);
     }
     return state;
   }
 
   #forgetIfEmpty(namespace: string, state: NamespaceServices): void {
-    if (state.serviceFunction.size === 0 && state.sliceService.size === 0) this.#namespaces.delete(namespace);
+    if (state.services.size === 0 && state.slices.size === 0) this.#namespaces.delete(namespace);
   }
 }
 

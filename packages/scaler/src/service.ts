@@ -1,4 +1,4 @@
-import { errorMessage, type Logger } from '@afterlife/core';
+import { errorMessage, Grouping, type Logger } from '@afterlife/core';
 import {
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -63,11 +63,10 @@ function streamFields(stream: OpenStream): { function: string; scaledObject: str
  * and one keep-alive timer for all of them (running only while a stream is open).
  */
 class OpenStreams {
-  readonly #byFunction = new Map<string, Set<OpenStream>>();
+  readonly #byFunction = new Grouping<string, OpenStream, true>();
   readonly #intervalMs: number;
   readonly #keepAlive: () => void;
   readonly #metrics: ScalerMetrics;
-  #size = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(intervalMs: number, keepAlive: () => void, metrics: ScalerMetrics) {
@@ -77,25 +76,16 @@ class OpenStreams {
   }
 
   add(stream: OpenStream): void {
-    let set = this.#byFunction.get(stream.spec.key);
-    if (set === undefined) {
-      set = new Set();
-      this.#byFunction.set(stream.spec.key, set);
-    }
-    set.add(stream);
-    this.#size++;
+    this.#byFunction.set(stream, { group: stream.spec.key, value: true });
     this.#metrics.activeStreams.inc();
     this.#timer ??= setInterval(this.#keepAlive, this.#intervalMs);
   }
 
   /** False when it was not open (each of a call's end events calls this). */
   delete(stream: OpenStream): boolean {
-    const set = this.#byFunction.get(stream.spec.key);
-    if (set?.delete(stream) !== true) return false;
-    if (set.size === 0) this.#byFunction.delete(stream.spec.key);
-    this.#size--;
+    if (this.#byFunction.set(stream, undefined).length === 0) return false;
     this.#metrics.activeStreams.dec();
-    if (this.#size === 0) {
+    if (this.#byFunction.size === 0) {
       clearInterval(this.#timer);
       this.#timer = undefined;
     }
@@ -103,12 +93,12 @@ class OpenStreams {
   }
 
   of(key: string): Iterable<OpenStream> {
-    return this.#byFunction.get(key) ?? [];
+    return this.#byFunction.members(key)?.keys() ?? [];
   }
 
   /** A copy: callers may close streams while iterating. */
   all(): OpenStream[] {
-    return [...this.#byFunction.values()].flatMap((set) => [...set]);
+    return [...this.#byFunction.groups()].flatMap((key) => [...this.of(key)]);
   }
 }
 
