@@ -101,27 +101,44 @@ async function heapOf(kubeConfig: KubeConfig, target: Target): Promise<Heap> {
   };
 }
 
+/** Every host process now: its pid, command, process group and CPU time so far (`/proc/<pid>/stat`). */
+function* hostProcesses(): Generator<{ pid: string; command: string; group: number; cpuTicks: number }> {
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // The process ended while being read.
+    }
+    // Fields after the parenthesised command: state ppid pgrp … utime(14) stime(15) … rss(24).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    yield {
+      pid,
+      command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      group: Number(fields[2]),
+      cpuTicks: Number(fields[11]) + Number(fields[12]),
+    };
+  }
+}
+
 function usageOf(targets: ReadonlyMap<Measured, Target>): Map<Measured, Usage> {
   const result = new Map<Measured, Usage>([...targets.keys()].map((name) => [name, { rssBytes: 0, cpuTicks: 0 }]));
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+  for (const { pid, group, cpuTicks } of hostProcesses()) {
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the parenthesised command: state ppid pgrp … utime(14) stime(15) … rss(24).
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       let cgroups: string | undefined;
       for (const [name, target] of targets) {
-        let matches = target.groupLeader !== undefined && Number(fields[2]) === target.groupLeader;
+        let matches = target.groupLeader !== undefined && group === target.groupLeader;
         if (!matches && target.podUid) {
-          cgroups ??= readFileSync(`/proc/${entry}/cgroup`, 'utf8');
+          cgroups ??= readFileSync(`/proc/${pid}/cgroup`, 'utf8');
           matches =
             cgroups.includes(`pod${target.podUid}`) || cgroups.includes(`pod${target.podUid.replaceAll('-', '_')}`);
         }
         if (!matches) continue;
         const usage = result.get(name);
         if (!usage) continue;
-        usage.cpuTicks += Number(fields[11]) + Number(fields[12]);
-        const rss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'));
+        usage.cpuTicks += cpuTicks;
+        const rss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
         usage.rssBytes += Number(rss?.[1] ?? 0) * 1024;
         break;
       }
@@ -138,18 +155,11 @@ function usageOf(targets: ReadonlyMap<Measured, Target>): Map<Measured, Usage> {
  */
 function cpuByCommand(): { byCommand: Map<string, number>; busy: number; total: number } {
   const byCommand = new Map<string, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      // Node.js names its main thread, which the kernel shows as the command: here, the Afterlife pods.
-      const command = name === 'MainThread' ? 'node (Afterlife pods)' : name;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      byCommand.set(command, (byCommand.get(command) ?? 0) + Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // The process ended while being read.
-    }
+  for (const { pid, command: name, cpuTicks } of hostProcesses()) {
+    if (Number(pid) === process.pid) continue;
+    // Node.js names its main thread, which the kernel shows as the command: here, the Afterlife pods.
+    const command = name === 'MainThread' ? 'node (Afterlife pods)' : name;
+    byCommand.set(command, (byCommand.get(command) ?? 0) + cpuTicks);
   }
   const times = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
   const total = times.slice(0, 8).reduce((sum, value) => sum + value, 0);
