@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { AfterlifeClusterError, readVersions } from '../src/index.ts';
 import type { RealNode } from '../src/node.ts';
 import type { ManagedProcess } from '../src/process.ts';
+import { startControllerManager } from '../src/start/controllers.ts';
 import { planStart } from '../src/start/plan.ts';
 import { assembleState } from '../src/state.ts';
 
@@ -117,5 +118,32 @@ describe('devcluster start plan and state (no cluster)', () => {
     // A copy: later phases of the caller cannot change what was written.
     assert.notEqual(state.timings, timings);
     assert.deepEqual(state.timings, timings);
+  });
+});
+
+describe('kube-controller-manager flags (no cluster)', () => {
+  const launched = async (hpaSyncPeriod: string): Promise<string[]> => {
+    let captured: string[] = [];
+    const launch = async (_name: string, _command: string, args: string[]) => {
+      captured = args;
+      return processOf('kube-controller-manager', 1);
+    };
+    const keyPair = { certFile: '/pki/ca.crt', keyFile: '/pki/ca.key' };
+    const pki = { ca: keyPair, serviceAccount: { privateKeyFile: '/pki/sa.key', publicKeyFile: '/pki/sa.pub' } };
+    await startControllerManager(launch, {
+      binary: '/bin/kube-controller-manager',
+      stateDir: '/state',
+      kubeconfig: '/state/kubeconfig',
+      pki: pki as unknown as Parameters<typeof startControllerManager>[1]['pki'],
+      hpaSyncPeriod,
+    });
+    return captured;
+  };
+
+  it('syncs HPAs at the period asked for: 5 s by default for tests, 15 s for the scale bench', async () => {
+    assert.ok((await launched('5s')).includes('--horizontal-pod-autoscaler-sync-period=5s'));
+    const bench = await launched('15s');
+    assert.ok(bench.includes('--horizontal-pod-autoscaler-sync-period=15s'));
+    assert.equal(bench.filter((arg) => arg.startsWith('--horizontal-pod-autoscaler-sync-period')).length, 1);
   });
 });

@@ -10,7 +10,7 @@ export interface Controller {
   readonly ports: Readonly<Record<string, number>>;
 }
 
-/** kube-controller-manager with every default controller (HPA synced every 5 s). */
+/** kube-controller-manager with every default controller (HPAs synced every `hpaSyncPeriod`). */
 export async function startControllerManager(
   launch: Launch,
   input: { binary: string; stateDir: string; kubeconfig: string; pki: Pki; hpaSyncPeriod: string },
